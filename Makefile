@@ -1,0 +1,47 @@
+# Unified Bridge: `make run` starts a frontend on the embedded store, `make test` checks everything.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test check-proto proto lint typecheck pytest bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/bridge-server $(ARGS)
+
+proto: install
+	PYTHON=$(BIN)/python scripts/gen_proto.sh
+
+# Regenerates into a temporary tree and fails when the committed code differs.
+check-proto: install
+	@tmp=$$(mktemp -d) && PYTHON=$(BIN)/python scripts/gen_proto.sh $$tmp >/dev/null \
+	  && for f in unified_bridge_pb2.py unified_bridge_pb2.pyi unified_bridge_pb2_grpc.py unified_bridge_pb2_grpc.pyi; do \
+	       cmp -s $$tmp/unified_bridge/proto/$$f sdk/unified_bridge/proto/$$f \
+	         || { echo "generated $$f is stale: run 'make proto' and commit"; rm -rf $$tmp; exit 1; }; \
+	     done; rm -rf $$tmp; echo "generated protobuf code is up to date"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest
+
+test: check-proto lint typecheck pytest
+
+bench: install
+	$(BIN)/python -m benchmarks $(ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
