@@ -1,0 +1,102 @@
+"""One frontend: the gRPC server, its store, event hub and health monitor, started and stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from bridge_server.config import Settings
+from bridge_server.fanout import EventHub
+from bridge_server.health import SERVICE_NAME, HealthMonitor
+from bridge_server.servicer import BridgeServicer
+from bridge_server.storage import connect_storage, describe_storage
+from bridge_server.store import VariableStore
+from unified_bridge.proto import unified_bridge_pb2 as pb
+from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
+
+__all__ = ["SERVICE_NAME", "BridgeServer", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+class BridgeServer:
+    """Start with `await start()` (returns the bound port), stop with `await stop()`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis = connect_storage(settings)
+        self.store = VariableStore(self.redis, settings)
+        self.hub = EventHub(self.redis, settings.max_watch_queue)
+        self.health = HealthMonitor(
+            self.redis, settings.health_check_interval_seconds, settings.redis_timeout_seconds
+        )
+        options = [
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ]
+        self._server = grpc.aio.server(options=options)
+        pb_grpc.add_UnifiedBridgeServicer_to_server(BridgeServicer(self.store, self.hub), self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self._server)
+        reflection.enable_server_reflection(
+            (pb.DESCRIPTOR.services_by_name["UnifiedBridge"].full_name, reflection.SERVICE_NAME),
+            self._server,
+        )
+        self.port = 0
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> int:
+        address = f"{self.settings.host}:{self.settings.port}"
+        self.port = self._server.add_insecure_port(address)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {address}")
+        await self.health.start()
+        await self._server.start()
+        log.info(
+            "Unified Bridge frontend listening on %s:%d, storage: %s",
+            self.settings.host,
+            self.port,
+            describe_storage(self.settings),
+        )
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting calls, end watch streams cleanly, let in-flight calls finish."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        await self.health.stop()
+        self.hub.end_all_streams()
+        await self._server.stop(grace)
+        await self.hub.close()
+        await self.redis.aclose()
+        log.info("frontend stopped")
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+        await self._server.wait_for_termination()
+
+
+async def serve(settings: Settings) -> None:
+    """Run a frontend until SIGTERM or SIGINT, then shut down gracefully."""
+    server = BridgeServer(settings)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_requested.set)
+    await stop_requested.wait()
+    log.info("shutdown requested: finishing in-flight calls (grace %.1f s)", settings.shutdown_grace_seconds)
+    await server.stop()
+
+
+

@@ -1,0 +1,102 @@
+"""Settings of a frontend: one flat, typed dataclass, built from defaults, `BRIDGE_*` variables and flags."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["Settings"]
+
+_ENV_PREFIX = "BRIDGE_"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a frontend can be told. Every limit is explicit and has a default."""
+
+    host: str = "0.0.0.0"
+    port: int = 50051
+    # None: run on the embedded in-process store (fakeredis), for trying the bridge with nothing installed.
+    redis_url: str | None = None
+    key_prefix: str = "ub"
+    log_level: str = "INFO"
+
+    default_ttl_seconds: int = 3600
+    max_ttl_seconds: int = 7 * 24 * 3600
+    max_value_bytes: int = 1024 * 1024
+    max_variables_per_session: int = 10_000
+    max_batch_size: int = 10_000
+    max_name_length: int = 128
+    max_session_id_length: int = 128
+    max_metadata_entries: int = 64
+    max_metadata_bytes: int = 16 * 1024
+    max_description_length: int = 4096
+    change_log_length: int = 10_000
+
+    max_watch_queue: int = 10_000
+    watch_idle_check_seconds: float = 5.0
+    health_check_interval_seconds: float = 1.0
+    redis_timeout_seconds: float = 5.0
+    shutdown_grace_seconds: float = 5.0
+    max_message_bytes: int = 8 * 1024 * 1024
+    definition_cache_size: int = 100_000
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+                raise ValueError(f"setting {field.name} must not be negative, got {value}")
+        if self.key_prefix == "" or any(c in self.key_prefix for c in "{}: \t\n*?[]"):
+            raise ValueError(f"key prefix {self.key_prefix!r} must be non-empty, without {{}}:*?[] or spaces")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then `BRIDGE_<FIELD>` environment variables, then keyword overrides."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            raw = environ.get(_ENV_PREFIX + field.name.upper())
+            if raw is not None:
+                values[field.name] = _parse(field, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @classmethod
+    def from_args(cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+        """Flags win over environment variables, which win over defaults."""
+        parser = argparse.ArgumentParser(
+            prog="bridge-server",
+            description="Unified Bridge gRPC frontend. Every flag can also be set as BRIDGE_<FLAG_NAME>.",
+        )
+        for field in dataclasses.fields(cls):
+            flag = "--" + field.name.replace("_", "-")
+            kind = _field_kind(field)
+            parser.add_argument(flag, dest=field.name, type=kind, default=None, help=f"default: {field.default}")
+        args = parser.parse_args(argv)
+        return cls.from_env(environ, **vars(args))
+
+    @property
+    def uses_embedded_store(self) -> bool:
+        return not self.redis_url
+
+
+def _field_kind(field: dataclasses.Field[Any]) -> type:
+    default = field.default
+    if isinstance(default, bool):
+        return str
+    if isinstance(default, int):
+        return int
+    if isinstance(default, float):
+        return float
+    return str
+
+
+def _parse(field: dataclasses.Field[Any], raw: str) -> Any:
+    kind = _field_kind(field)
+    try:
+        return kind(raw)
+    except ValueError as exc:
+        raise ValueError(f"{_ENV_PREFIX}{field.name.upper()}={raw!r} is not a valid {kind.__name__}") from exc

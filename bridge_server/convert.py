@@ -1,0 +1,65 @@
+"""Conversions between the store's records and protobuf messages."""
+
+from __future__ import annotations
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from bridge_server.events import ChangeEvent, VariableChange
+from bridge_server.model import SessionInfo, VariableRecord
+from unified_bridge.proto import unified_bridge_pb2 as pb
+from unified_bridge.types import VariableType, constraints_to_proto, decode_value, value_to_proto
+
+__all__ = ["event_to_proto", "session_to_proto", "timestamp", "variable_to_proto"]
+
+
+def timestamp(milliseconds: int) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromMilliseconds(milliseconds)
+    return stamp
+
+
+def variable_to_proto(record: VariableRecord) -> pb.Variable:
+    definition = record.definition
+    return pb.Variable(
+        id=definition.id,
+        name=definition.name,
+        type=definition.type.to_proto(),  # type: ignore[arg-type]
+        value=value_to_proto(definition.type, record.value),
+        constraints=constraints_to_proto(definition.constraints),
+        metadata=definition.metadata,
+        description=definition.description,
+        version=record.version,
+        created_at=timestamp(definition.created_at_ms),
+        updated_at=timestamp(record.updated_at_ms),
+    )
+
+
+def session_to_proto(info: SessionInfo) -> pb.Session:
+    return pb.Session(
+        session_id=info.session_id,
+        created_at=timestamp(info.created_at_ms),
+        last_active=timestamp(info.last_active_ms),
+        ttl_seconds=info.ttl_seconds,
+        metadata=info.metadata,
+        variable_count=info.variable_count,
+        revision=info.revision,
+    )
+
+
+def event_to_proto(event: ChangeEvent) -> pb.WatchEvent:
+    message = pb.WatchEvent(
+        revision=event.revision,
+        kind=int(event.kind),  # type: ignore[arg-type]
+        changes=[_change_to_proto(change) for change in event.changes],
+    )
+    if event.time_ms:
+        message.time.FromMilliseconds(event.time_ms)
+    return message
+
+
+def _change_to_proto(change: VariableChange) -> pb.VariableChange:
+    message = pb.VariableChange(id=change.id, name=change.name, version=change.version)
+    if change.value is not None:
+        var_type = VariableType(change.type)
+        message.value.CopyFrom(value_to_proto(var_type, decode_value(var_type, change.value)))
+    return message

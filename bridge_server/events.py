@@ -1,0 +1,70 @@
+"""Change events: the binary layout the Lua scripts write, and its decoding.
+
+The scripts cannot encode msgpack (fakeredis's Lua has no cmsgpack), so an event is plain bytes:
+
+    event  := "UB1" SP revision SP kind SP time_ms SP count "\\n" change*
+    change := version SP id SP name SP type SP value_length "\\n" value_bytes
+
+`value_length` is -1 for a deletion (no value bytes follow). Ids and names never hold a space or a
+newline (see `unified_bridge.types.NAME_PATTERN`), and value bytes are length-prefixed, so the
+layout parses without ambiguity. The type travels with each change so that a replayed value
+decodes even after its variable was deleted. The same bytes go to the change log and to the live channel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+__all__ = ["ChangeEvent", "EventKind", "VariableChange", "decode_event"]
+
+_MAGIC = b"UB1"
+
+
+class EventKind(enum.IntEnum):
+    """Values match the proto's EventKind."""
+
+    REGISTERED = 1
+    UPDATED = 2
+    DELETED = 3
+    SESSION_DELETED = 4
+    HISTORY_GONE = 5
+    CAUGHT_UP = 6
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VariableChange:
+    id: str
+    name: str
+    type: str
+    version: int
+    value: bytes | None  # msgpack-encoded value; None for a deletion
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    revision: int
+    kind: EventKind
+    time_ms: int
+    changes: tuple[VariableChange, ...] = ()
+
+
+def decode_event(data: bytes) -> ChangeEvent:
+    """Parse one event; raises ValueError on bytes that are not an event."""
+    end = data.index(b"\n")
+    magic, revision, kind, time_ms, count = data[:end].split(b" ")
+    if magic != _MAGIC:
+        raise ValueError(f"not a change event: {data[:16]!r}")
+    position = end + 1
+    changes = []
+    for _ in range(int(count)):
+        end = data.index(b"\n", position)
+        version, var_id, name, var_type, length = data[position:end].split(b" ")
+        position = end + 1
+        size = int(length)
+        value = None
+        if size >= 0:
+            value = bytes(data[position : position + size])
+            position += size
+        changes.append(VariableChange(var_id.decode(), name.decode(), var_type.decode(), int(version), value))
+    return ChangeEvent(int(revision), EventKind(int(kind)), int(time_ms), tuple(changes))

@@ -1,0 +1,63 @@
+"""The standard gRPC health service, following whether Redis answers.
+
+NOT_SERVING while Redis is unreachable, SERVING again as soon as it answers: no restart needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from grpc_health.v1 import health, health_pb2
+
+__all__ = ["SERVICE_NAME", "HealthMonitor"]
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "unified_bridge.v1.UnifiedBridge"
+
+
+class HealthMonitor:
+    def __init__(self, redis: Any, interval_seconds: float, timeout_seconds: float) -> None:
+        self.servicer = health.aio.HealthServicer()
+        self._redis = redis
+        self._interval = interval_seconds
+        self._timeout = timeout_seconds
+        self._task: asyncio.Task[None] | None = None
+        self._serving: bool | None = None
+
+    async def start(self) -> None:
+        await self._check_once()
+        self._task = asyncio.create_task(self._run(), name="bridge-health")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.servicer.enter_graceful_shutdown()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self._check_once()
+
+    async def _check_once(self) -> None:
+        try:
+            await asyncio.wait_for(self._redis.ping(), timeout=self._timeout)
+            serving = True
+        except Exception as exc:
+            serving = False
+            if self._serving is not False:
+                log.warning("Redis does not answer (%s): health is NOT_SERVING", exc)
+        if serving and self._serving is False:
+            log.info("Redis answers again: health is SERVING")
+        if serving != self._serving:
+            self._serving = serving
+            status = (
+                health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            for service in ("", SERVICE_NAME):
+                await self.servicer.set(service, status)

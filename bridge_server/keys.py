@@ -1,0 +1,48 @@
+"""Redis key and channel names: the one place that knows the layout.
+
+Every key of a session shares the hash tag ``{<session>}``, so every script touches one cluster
+slot and the same code runs on a single Redis and on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+__all__ = ["SessionKeys", "session_keys", "session_scan_pattern", "session_id_from_key"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SessionKeys:
+    session: str   # hash: created_at, last_active, ttl, metadata, revision
+    vars: str      # hash per id: d: definition, m: name, t: type, v: value, n: version, u: updated_at
+    names: str     # hash: name -> id
+    log: str       # stream: change events, id <revision>-0, capped
+    channel: str   # sharded pub/sub channel: the same events, live
+
+    @property
+    def stored(self) -> tuple[str, str, str, str]:
+        """The keys that hold data (all carry the session TTL)."""
+        return (self.session, self.vars, self.names, self.log)
+
+    @property
+    def with_channel(self) -> tuple[str, str, str, str, str]:
+        return (*self.stored, self.channel)
+
+
+def session_keys(prefix: str, session_id: str) -> SessionKeys:
+    base = f"{prefix}:{{{session_id}}}"
+    return SessionKeys(
+        session=f"{base}:session",
+        vars=f"{base}:vars",
+        names=f"{base}:names",
+        log=f"{base}:log",
+        channel=f"{base}:events",
+    )
+
+
+def session_scan_pattern(prefix: str) -> str:
+    return f"{prefix}:{{*}}:session"
+
+
+def session_id_from_key(prefix: str, key: str) -> str:
+    return key[len(prefix) + 2 : -len("}:session")]

@@ -1,0 +1,90 @@
+"""What the store hands the servicer: plain records, independent of protobuf and of Redis."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import msgpack
+
+from unified_bridge.types import VariableType
+
+__all__ = ["Definition", "SessionInfo", "UpdateOutcome", "VariableRecord"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Definition:
+    """The immutable part of a variable: fixed at registration, never changed under the same id."""
+
+    id: str
+    name: str
+    type: VariableType
+    constraints: dict[str, Any]
+    metadata: dict[str, str]
+    description: str
+    created_at_ms: int
+
+    def to_blob(self) -> bytes:
+        return msgpack.packb(
+            {
+                "id": self.id,
+                "name": self.name,
+                "type": self.type.value,
+                "constraints": self.constraints,
+                "metadata": self.metadata,
+                "description": self.description,
+                "created_at": self.created_at_ms,
+            },
+            use_bin_type=True,
+        )
+
+    @classmethod
+    def from_blob(cls, blob: bytes) -> Definition:
+        raw = msgpack.unpackb(blob, raw=False)
+        return cls(
+            id=raw["id"],
+            name=raw["name"],
+            type=VariableType(raw["type"]),
+            constraints=raw["constraints"],
+            metadata=raw["metadata"],
+            description=raw["description"],
+            created_at_ms=raw["created_at"],
+        )
+
+    def same_shape_as(self, other: Definition) -> bool:
+        """Whether registering `other` under this name would register the same variable again."""
+        return (self.type, self.constraints, self.metadata, self.description) == (
+            other.type,
+            other.constraints,
+            other.metadata,
+            other.description,
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VariableRecord:
+    definition: Definition
+    value: Any
+    version: int
+    updated_at_ms: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SessionInfo:
+    session_id: str
+    created_at_ms: int
+    last_active_ms: int
+    ttl_seconds: int
+    metadata: dict[str, str]
+    variable_count: int
+    revision: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UpdateOutcome:
+    """The result of one item of a batch update: `error` is None when it was applied."""
+
+    ref: str
+    id: str = ""
+    version: int = 0
+    error: Exception | None = None

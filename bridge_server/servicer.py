@@ -1,0 +1,198 @@
+"""The UnifiedBridge gRPC service: a thin mapping between protobuf and the variable store.
+
+Errors are translated in exactly one place (`_status_for`): the project's own errors carry their
+status; Redis being unreachable is UNAVAILABLE; anything else is a bug here and is INTERNAL.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from redis import exceptions as redis_errors
+
+from bridge_server.convert import event_to_proto, session_to_proto, variable_to_proto
+from bridge_server.fanout import EventHub
+from bridge_server.store import ValueReader, VariableStore
+from bridge_server.watch import watch_session
+from unified_bridge.errors import BridgeError, ValidationError
+from unified_bridge.proto import unified_bridge_pb2 as pb
+from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
+from unified_bridge.types import VariableType, constraints_from_proto, value_from_proto
+
+__all__ = ["BridgeServicer"]
+
+log = logging.getLogger(__name__)
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+
+
+def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    if isinstance(exc, BridgeError):
+        return grpc.StatusCode[exc.status_code], exc.message
+    if isinstance(exc, redis_errors.ResponseError) and str(exc).startswith("OOM"):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, "storage is out of memory"
+    if isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError | redis_errors.BusyLoadingError):
+        return grpc.StatusCode.UNAVAILABLE, f"storage unavailable: {exc}"
+    log.exception("internal error", exc_info=exc)
+    return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}"
+
+
+def unary(
+    method: Callable[[Any, Request, grpc.aio.ServicerContext[Any, Any]], Awaitable[Response]],
+) -> Callable[[Any, Request, grpc.aio.ServicerContext[Any, Any]], Awaitable[Response]]:
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext[Any, Any]) -> Response:
+        try:
+            return await method(self, request, context)
+        except Exception as exc:
+            code, message = _status_for(exc)
+            await context.abort(code, message)
+            raise  # unreachable: abort raises
+
+    return wrapper
+
+
+def _value_reader(message: pb.Value) -> ValueReader:
+    return lambda var_type: value_from_proto(var_type, message)
+
+
+def _var_type(value: int) -> VariableType:
+    return VariableType.from_proto(value)
+
+
+class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
+    def __init__(self, store: VariableStore, hub: EventHub) -> None:
+        self._store = store
+        self._hub = hub
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    @unary
+    async def CreateSession(
+        self, request: pb.CreateSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.CreateSessionResponse:
+        info, created = await self._store.create_session(
+            request.session_id or None, request.ttl_seconds or None, dict(request.metadata)
+        )
+        return pb.CreateSessionResponse(session=session_to_proto(info), created=created)
+
+    @unary
+    async def GetSession(self, request: pb.GetSessionRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.Session:
+        return session_to_proto(await self._store.touch_session(request.session_id))
+
+    @unary
+    async def Heartbeat(self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.Session:
+        return session_to_proto(await self._store.touch_session(request.session_id))
+
+    @unary
+    async def DeleteSession(
+        self, request: pb.DeleteSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.DeleteSessionResponse:
+        return pb.DeleteSessionResponse(deleted=await self._store.delete_session(request.session_id))
+
+    @unary
+    async def ListSessions(
+        self, request: pb.ListSessionsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ListSessionsResponse:
+        ids, token = await self._store.list_sessions(request.page_size, request.page_token)
+        return pb.ListSessionsResponse(session_ids=ids, next_page_token=token)
+
+    # -- variables ------------------------------------------------------------------------------
+
+    @unary
+    async def RegisterVariable(
+        self, request: pb.RegisterVariableRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.RegisterVariableResponse:
+        if not request.HasField("value"):
+            raise ValidationError("value is required")
+        record, created = await self._store.register(
+            request.session_id,
+            request.name,
+            _var_type(request.type),
+            _value_reader(request.value),
+            constraints_from_proto(request.constraints),
+            dict(request.metadata),
+            request.description,
+        )
+        return pb.RegisterVariableResponse(variable=variable_to_proto(record), created=created)
+
+    @unary
+    async def GetVariable(self, request: pb.GetVariableRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.Variable:
+        return variable_to_proto(await self._store.get(request.session_id, request.name_or_id))
+
+    @unary
+    async def GetVariables(
+        self, request: pb.GetVariablesRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetVariablesResponse:
+        records, missing = await self._store.get_many(request.session_id, list(request.names_or_ids))
+        return pb.GetVariablesResponse(variables=[variable_to_proto(r) for r in records], missing=missing)
+
+    @unary
+    async def SetVariable(
+        self, request: pb.SetVariableRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.SetVariableResponse:
+        if not request.HasField("value"):
+            raise ValidationError("value is required")
+        expected = request.expected_version if request.HasField("expected_version") else None
+        outcomes, revision = await self._store.set_many(
+            request.session_id, [(request.name_or_id, _value_reader(request.value), expected)], atomic=True
+        )
+        return pb.SetVariableResponse(id=outcomes[0].id, version=outcomes[0].version, revision=revision)
+
+    @unary
+    async def SetVariables(
+        self, request: pb.SetVariablesRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.SetVariablesResponse:
+        updates = []
+        for update in request.updates:
+            if not update.HasField("value"):
+                raise ValidationError(f"value is required for {update.name_or_id or 'an update'}")
+            expected = update.expected_version if update.HasField("expected_version") else None
+            updates.append((update.name_or_id, _value_reader(update.value), expected))
+        outcomes, revision = await self._store.set_many(request.session_id, updates, atomic=request.atomic)
+        results = []
+        for outcome in outcomes:
+            if outcome.error is None:
+                results.append(pb.UpdateResult(name_or_id=outcome.ref, ok=True, id=outcome.id, version=outcome.version))
+            else:
+                code, message = _status_for(outcome.error)
+                results.append(
+                    pb.UpdateResult(
+                        name_or_id=outcome.ref, ok=False, error=pb.UpdateError(code=code.name, message=message)
+                    )
+                )
+        return pb.SetVariablesResponse(results=results, revision=revision)
+
+    @unary
+    async def DeleteVariable(
+        self, request: pb.DeleteVariableRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.DeleteVariableResponse:
+        var_id, revision = await self._store.delete(request.session_id, request.name_or_id)
+        return pb.DeleteVariableResponse(id=var_id, revision=revision)
+
+    @unary
+    async def ListVariables(
+        self, request: pb.ListVariablesRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ListVariablesResponse:
+        records = await self._store.list(request.session_id, request.pattern)
+        return pb.ListVariablesResponse(variables=[variable_to_proto(r) for r in records])
+
+    # -- watch ----------------------------------------------------------------------------------
+
+    async def WatchSession(
+        self, request: pb.WatchSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.WatchEvent]:
+        try:
+            events = watch_session(
+                self._store, self._hub, request.session_id, request.from_revision, request.from_now
+            )
+            async for event in events:
+                yield event_to_proto(event)
+        except Exception as exc:
+            code, message = _status_for(exc)
+            await context.abort(code, message)

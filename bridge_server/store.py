@@ -1,0 +1,448 @@
+"""The variable store: every Redis access of the frontend, one Lua script per mutation.
+
+Validation happens here, with the shared type module, before any script runs; the scripts
+re-check only what can change concurrently (existence, definition, expected version).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import msgpack
+
+from bridge_server.config import Settings
+from bridge_server.keys import SessionKeys, session_id_from_key, session_keys, session_scan_pattern
+from bridge_server.model import Definition, SessionInfo, UpdateOutcome, VariableRecord
+from bridge_server.scripts import load_scripts
+from unified_bridge.errors import (
+    AlreadyExistsError,
+    BridgeError,
+    LimitExceededError,
+    SessionNotFoundError,
+    ValidationError,
+    VariableNotFoundError,
+    VersionConflictError,
+)
+from unified_bridge.types import (
+    VariableType,
+    decode_value,
+    encode_value,
+    new_variable_id,
+    normalize_value,
+    validate_constraints,
+    validate_metadata,
+    validate_name,
+    validate_session_id,
+)
+
+__all__ = ["ValueReader", "VariableStore"]
+
+log = logging.getLogger(__name__)
+
+# Given the variable's type, produce the raw value the caller sent (e.g. from a protobuf Value).
+ValueReader = Callable[[VariableType], object]
+
+# Status codes of set_variables.lua, per item.
+_OK, _NOT_FOUND, _DEFINITION_CHANGED, _VERSION_CONFLICT = 0, 1, 2, 3
+# A definition that changed between our read and the script (delete + re-register) is re-read
+# and re-validated this many times before the update gives up.
+_DEFINITION_RETRIES = 3
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class VariableStore:
+    """Sessions and variables in Redis. Stateless apart from a cache of immutable definitions."""
+
+    def __init__(self, redis: Any, settings: Settings) -> None:
+        self._redis = redis
+        self._settings = settings
+        self._scripts = load_scripts(redis)
+        # id -> Definition. Safe to cache forever: a definition never changes under its id.
+        self._definitions: dict[str, Definition] = {}
+        # (session, ref) -> id. May go stale (delete + re-register); the scripts catch that.
+        self._ids: dict[tuple[str, str], str] = {}
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    def keys(self, session_id: str) -> SessionKeys:
+        return session_keys(self._settings.key_prefix, session_id)
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    def checked_session_id(self, session_id: str) -> str:
+        return validate_session_id(session_id, self._settings.max_session_id_length)
+
+    async def create_session(
+        self, session_id: str | None, ttl_seconds: int | None, metadata: Mapping[str, str] | None
+    ) -> tuple[SessionInfo, bool]:
+        session_id = self.checked_session_id(session_id) if session_id else f"session_{secrets.token_hex(8)}"
+        ttl = self._checked_ttl(ttl_seconds)
+        metadata = self._checked_metadata(metadata)
+        keys = self.keys(session_id)
+        reply = await self._scripts.create_session(
+            keys=keys.stored, args=[_now_ms(), ttl, msgpack.packb(metadata)]
+        )
+        return _session_info(session_id, reply[1:]), bool(reply[0])
+
+    async def touch_session(self, session_id: str) -> SessionInfo:
+        """Read a session and mark it active (get and heartbeat both do this)."""
+        session_id = self.checked_session_id(session_id)
+        reply = await self._scripts.touch_session(keys=self.keys(session_id).stored, args=[_now_ms()])
+        if not reply:
+            raise SessionNotFoundError.for_id(session_id)
+        return _session_info(session_id, reply)
+
+    async def delete_session(self, session_id: str) -> bool:
+        session_id = self.checked_session_id(session_id)
+        revision = await self._scripts.delete_session(
+            keys=self.keys(session_id).with_channel, args=[_now_ms()]
+        )
+        self._forget_session(session_id)
+        return bool(revision)
+
+    async def list_sessions(self, page_size: int, page_token: str) -> tuple[list[str], str]:
+        try:
+            cursor = int(page_token or 0)
+        except ValueError:
+            raise ValidationError(f"invalid page token: {page_token!r}") from None
+        prefix = self._settings.key_prefix
+        cursor, found = await self._redis.scan(
+            cursor=cursor, match=session_scan_pattern(prefix), count=max(1, min(page_size or 100, 1000))
+        )
+        ids = sorted(session_id_from_key(prefix, _text(key)) for key in found)
+        return ids, (str(cursor) if cursor else "")
+
+    # -- variables: reads -----------------------------------------------------------------------
+
+    async def get(self, session_id: str, ref: str) -> VariableRecord:
+        records, missing = await self.get_many(session_id, [ref])
+        if missing:
+            raise VariableNotFoundError.for_ref(ref)
+        return records[0]
+
+    async def get_many(self, session_id: str, refs: Sequence[str]) -> tuple[list[VariableRecord], list[str]]:
+        session_id = self.checked_session_id(session_id)
+        self._check_batch_size(len(refs))
+        for ref in refs:
+            self._checked_ref(ref)
+        reply = await self._scripts.get_variables(
+            keys=self.keys(session_id).stored, args=[_now_ms(), *refs]
+        )
+        if reply is False or reply is None:
+            raise SessionNotFoundError.for_id(session_id)
+        records, missing = [], []
+        for ref, row in zip(refs, reply, strict=True):
+            if not row:
+                missing.append(ref)
+                continue
+            var_id, blob, value, version, updated = row
+            definition = self._definition(_text(var_id), blob)
+            self._ids[(session_id, ref)] = definition.id
+            records.append(
+                VariableRecord(definition, decode_value(definition.type, value), int(version), int(updated))
+            )
+        return records, missing
+
+    async def list(self, session_id: str, pattern: str = "") -> list[VariableRecord]:
+        session_id = self.checked_session_id(session_id)
+        reply = await self._scripts.list_variables(keys=self.keys(session_id).stored, args=[_now_ms()])
+        if reply is False or reply is None:
+            raise SessionNotFoundError.for_id(session_id)
+        fields = {_text(reply[i]): reply[i + 1] for i in range(0, len(reply), 2)}
+        records = []
+        for field, blob in fields.items():
+            if not field.startswith("d:"):
+                continue
+            var_id = field[2:]
+            definition = self._definition(var_id, blob)
+            if pattern and not fnmatch.fnmatchcase(definition.name, pattern):
+                continue
+            records.append(
+                VariableRecord(
+                    definition,
+                    decode_value(definition.type, fields[f"v:{var_id}"]),
+                    int(fields[f"n:{var_id}"]),
+                    int(fields[f"u:{var_id}"]),
+                )
+            )
+        records.sort(key=lambda record: record.definition.name)
+        return records
+
+    # -- variables: mutations -------------------------------------------------------------------
+
+    async def register(
+        self,
+        session_id: str,
+        name: str,
+        var_type: VariableType,
+        read_value: ValueReader,
+        constraints: Mapping[str, Any] | None,
+        metadata: Mapping[str, str] | None,
+        description: str,
+    ) -> tuple[VariableRecord, bool]:
+        session_id = self.checked_session_id(session_id)
+        name = validate_name(name, self._settings.max_name_length)
+        checked_constraints = validate_constraints(var_type, constraints)
+        value = normalize_value(var_type, read_value(var_type), checked_constraints)
+        if len(description) > self._settings.max_description_length:
+            raise LimitExceededError(
+                f"description is {len(description)} characters, above the limit of "
+                f"{self._settings.max_description_length}"
+            )
+        now = _now_ms()
+        definition = Definition(
+            id=new_variable_id(name),
+            name=name,
+            type=var_type,
+            constraints=checked_constraints,
+            metadata=self._checked_metadata(metadata),
+            description=description,
+            created_at_ms=now,
+        )
+        encoded = self._checked_encoding(name, var_type, value)
+        reply = await self._scripts.register_variable(
+            keys=self.keys(session_id).with_channel,
+            args=[
+                now,
+                name,
+                definition.id,
+                definition.to_blob(),
+                encoded,
+                self._settings.max_variables_per_session,
+                self._settings.change_log_length,
+                var_type.value,
+            ],
+        )
+        status = int(reply[0])
+        if status == 1:
+            raise SessionNotFoundError.for_id(session_id)
+        if status == 3:
+            raise LimitExceededError(
+                f"session {session_id} already holds {self._settings.max_variables_per_session} variables"
+            )
+        if status == 2:
+            existing = await self.get(session_id, name)
+            if existing.definition.same_shape_as(definition):
+                return existing, False
+            raise AlreadyExistsError(f"Variable already exists: {name} (with another definition)")
+        self._definitions[definition.id] = definition
+        return VariableRecord(definition, value, 0, now), True
+
+    async def set_many(
+        self,
+        session_id: str,
+        updates: Sequence[tuple[str, ValueReader, int | None]],
+        atomic: bool,
+    ) -> tuple[list[UpdateOutcome], int]:
+        """Apply (ref, value, expected_version) updates; returns per-item outcomes and the revision.
+
+        Atomic: the first failing item raises its error and nothing changes. Otherwise each item
+        succeeds or fails on its own, and the outcomes say which.
+        """
+        session_id = self.checked_session_id(session_id)
+        self._check_batch_size(len(updates))
+        if not updates:
+            return [], 0
+        definitions = await self._definitions_for(session_id, [ref for ref, _, _ in updates])
+        for _attempt in range(_DEFINITION_RETRIES):
+            outcomes: list[UpdateOutcome | None] = []
+            pending: list[tuple[int, str, Definition, bytes, int | None]] = []
+            for index, (ref, read_value, expected_version) in enumerate(updates):
+                try:
+                    definition = definitions.get(ref)
+                    if definition is None:
+                        raise VariableNotFoundError.for_ref(ref)
+                    value = normalize_value(definition.type, read_value(definition.type), definition.constraints)
+                    encoded = self._checked_encoding(definition.name, definition.type, value)
+                except BridgeError as error:
+                    if atomic:
+                        raise _in_atomic_batch(ref, error, len(updates)) from error
+                    outcomes.append(UpdateOutcome(ref, error=error))
+                    continue
+                outcomes.append(None)
+                pending.append((index, ref, definition, encoded, expected_version))
+            if not pending:
+                return [o for o in outcomes if o is not None], 0
+            reply = await self._run_set_script(session_id, pending, atomic)
+            stale = [
+                ref
+                for (_, ref, _, _, _), status in zip(pending, reply[1::2], strict=True)
+                if int(status) == _DEFINITION_CHANGED
+            ]
+            if stale:
+                if atomic or int(reply[0]) == 0:
+                    # Nothing was written: re-read the definitions that changed, validate again.
+                    for ref in stale:
+                        self._ids.pop((session_id, ref), None)
+                    definitions.update(await self._definitions_for(session_id, stale))
+                    continue
+            return self._outcomes(pending, outcomes, reply, atomic, len(updates)), int(reply[0])
+        raise VersionConflictError("variable definitions kept changing during the update; try again")
+
+    async def delete(self, session_id: str, ref: str) -> tuple[str, int]:
+        session_id = self.checked_session_id(session_id)
+        self._checked_ref(ref)
+        reply = await self._scripts.delete_variable(
+            keys=self.keys(session_id).with_channel,
+            args=[_now_ms(), ref, self._settings.change_log_length],
+        )
+        status = int(reply[0])
+        if status == 1:
+            raise SessionNotFoundError.for_id(session_id)
+        if status == 2:
+            raise VariableNotFoundError.for_ref(ref)
+        self._ids.pop((session_id, ref), None)
+        return _text(reply[2]), int(reply[1])
+
+    async def watch_position(self, session_id: str) -> tuple[int, int] | None:
+        """(current revision, oldest revision in the log or 0), or None if the session is gone."""
+        keys = self.keys(session_id)
+        reply = await self._scripts.watch_position(keys=[keys.session, keys.log])
+        if not reply:
+            return None
+        return int(reply[0]), int(reply[1])
+
+    async def read_log(self, session_id: str, after_revision: int, count: int = 1000) -> list[bytes]:
+        """Raw events with revision > after_revision, oldest first, at most `count`."""
+        entries = await self._redis.xrange(
+            self.keys(session_id).log, min=f"({after_revision}-0", max="+", count=count
+        )
+        return [fields[b"e"] for _, fields in entries]
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    async def _run_set_script(
+        self, session_id: str, pending: Sequence[tuple[int, str, Definition, bytes, int | None]], atomic: bool
+    ) -> list[Any]:
+        args: list[Any] = [_now_ms(), 1 if atomic else 0, self._settings.change_log_length]
+        for _, ref, definition, encoded, expected_version in pending:
+            args += [ref, definition.id, "" if expected_version is None else expected_version, encoded]
+        reply: list[Any] = await self._scripts.set_variables(keys=self.keys(session_id).with_channel, args=args)
+        if len(reply) == 1:
+            raise SessionNotFoundError.for_id(session_id)
+        return reply
+
+    def _outcomes(
+        self,
+        pending: Sequence[tuple[int, str, Definition, bytes, int | None]],
+        outcomes: list[UpdateOutcome | None],
+        reply: list[Any],
+        atomic: bool,
+        batch_size: int,
+    ) -> list[UpdateOutcome]:
+        for position, (index, ref, definition, _, expected_version) in enumerate(pending):
+            status, detail = int(reply[1 + 2 * position]), reply[2 + 2 * position]
+            error: BridgeError | None = None
+            if status == _NOT_FOUND:
+                error = VariableNotFoundError.for_ref(ref)
+            elif status == _DEFINITION_CHANGED:
+                error = VariableNotFoundError(f"Variable {ref} was deleted and registered again; read it anew")
+            elif status == _VERSION_CONFLICT:
+                error = VersionConflictError(
+                    f"version conflict on {ref}: expected version {expected_version}, found {int(detail)}",
+                    current_version=int(detail),
+                )
+            if error is not None and atomic:
+                raise _in_atomic_batch(ref, error, batch_size)
+            outcomes[index] = (
+                UpdateOutcome(ref, error=error)
+                if error is not None
+                else UpdateOutcome(ref, id=definition.id, version=int(detail))
+            )
+        return [o for o in outcomes if o is not None]
+
+    async def _definitions_for(self, session_id: str, refs: Sequence[str]) -> dict[str, Definition]:
+        found: dict[str, Definition] = {}
+        unknown: list[str] = []
+        for ref in refs:
+            self._checked_ref(ref)
+            var_id = self._ids.get((session_id, ref))
+            definition = self._definitions.get(var_id) if var_id else None
+            if definition is None:
+                unknown.append(ref)
+            else:
+                found[ref] = definition
+        if unknown:
+            records, _missing = await self.get_many(session_id, list(dict.fromkeys(unknown)))
+            by_ref = dict(zip([r for r in dict.fromkeys(unknown) if r not in _missing], records, strict=True))
+            found.update({ref: record.definition for ref, record in by_ref.items()})
+        return found
+
+    def _definition(self, var_id: str, blob: bytes) -> Definition:
+        definition = self._definitions.get(var_id)
+        if definition is None:
+            if len(self._definitions) >= self._settings.definition_cache_size:
+                self._definitions.clear()
+            definition = Definition.from_blob(blob)
+            self._definitions[var_id] = definition
+        return definition
+
+    def _forget_session(self, session_id: str) -> None:
+        for key in [key for key in self._ids if key[0] == session_id]:
+            del self._ids[key]
+
+    def _checked_ttl(self, ttl_seconds: int | None) -> int:
+        ttl = ttl_seconds or self._settings.default_ttl_seconds
+        if ttl > self._settings.max_ttl_seconds:
+            raise ValidationError(f"ttl {ttl} s is above the maximum of {self._settings.max_ttl_seconds} s")
+        return ttl
+
+    def _checked_metadata(self, metadata: Mapping[str, str] | None) -> dict[str, str]:
+        return validate_metadata(
+            metadata, self._settings.max_metadata_entries, self._settings.max_metadata_bytes
+        )
+
+    def _checked_ref(self, ref: str) -> str:
+        if not ref:
+            raise ValidationError("a variable name or id is required")
+        # Ids are var_<name>_<hex>, so the name rules cover both.
+        return validate_name(ref, self._settings.max_name_length + 16)
+
+    def _check_batch_size(self, size: int) -> None:
+        if size > self._settings.max_batch_size:
+            raise LimitExceededError(
+                f"batch of {size} items is above the limit of {self._settings.max_batch_size}"
+            )
+
+    def _checked_encoding(self, name: str, var_type: VariableType, value: object) -> bytes:
+        encoded = encode_value(var_type, value)
+        if len(encoded) > self._settings.max_value_bytes:
+            raise LimitExceededError(
+                f"value of {name} is {len(encoded)} bytes, above the limit of "
+                f"{self._settings.max_value_bytes} bytes"
+            )
+        return encoded
+
+
+def _in_atomic_batch(ref: str, error: BridgeError, batch_size: int) -> BridgeError:
+    """The error of an atomic batch: the failing item's class, saying nothing was changed."""
+    if batch_size == 1:
+        return error
+    return type(error)(f"atomic update rejected, nothing changed: {ref}: {error.message}")
+
+
+def _session_info(session_id: str, reply: Sequence[Any]) -> SessionInfo:
+    created_at, last_active, ttl, metadata, revision, count = reply
+    return SessionInfo(
+        session_id=session_id,
+        created_at_ms=int(created_at),
+        last_active_ms=int(last_active),
+        ttl_seconds=int(ttl),
+        metadata=msgpack.unpackb(metadata, raw=False) if metadata else {},
+        variable_count=int(count),
+        revision=int(revision),
+    )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,106 @@
+"""A session's change events for one watcher: replay from the log, then live, never a gap.
+
+The order matters: subscribe first, then read where the session stands, then replay the log up to
+there, then follow the live channel. Live events at or below the last revision sent are dropped
+(they were replayed); a live event beyond the next expected revision means something was missed,
+and the log fills the gap. When the log no longer reaches back far enough, the watcher gets a
+HISTORY_GONE event and the stream goes on from the oldest revision the log still holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from bridge_server.events import ChangeEvent, EventKind, decode_event
+from bridge_server.fanout import END_OF_STREAM, RESYNC, EventHub
+from bridge_server.store import VariableStore
+from unified_bridge.errors import SessionNotFoundError
+
+__all__ = ["watch_session"]
+
+_LOG_PAGE = 1000
+
+
+async def watch_session(
+    store: VariableStore,
+    hub: EventHub,
+    session_id: str,
+    from_revision: int,
+    from_now: bool = False,
+) -> AsyncIterator[ChangeEvent]:
+    session_id = store.checked_session_id(session_id)
+    subscription = await hub.subscribe(store.keys(session_id).channel)
+    try:
+        position = await store.watch_position(session_id)
+        if position is None:
+            raise SessionNotFoundError.for_id(session_id)
+        current, _oldest = position
+        last = current if from_now else from_revision
+        if last > current:
+            # The session was deleted and created again since the watcher's last event.
+            yield _marker(EventKind.HISTORY_GONE, 0)
+            last = 0
+        async for event in _from_log(store, session_id, last, current):
+            last = event.revision
+            yield event
+        yield _marker(EventKind.CAUGHT_UP, last)
+
+        idle = store.settings.watch_idle_check_seconds
+        while True:
+            try:
+                data = await asyncio.wait_for(subscription.queue.get(), timeout=idle)
+            except TimeoutError:
+                data = RESYNC
+            if data == END_OF_STREAM:
+                return
+            if data == RESYNC:
+                # Live delivery may have missed something, or it is simply quiet: check the log.
+                position = await store.watch_position(session_id)
+                if position is None:
+                    yield _marker(EventKind.SESSION_DELETED, last + 1)
+                    return
+                if position[0] < last:
+                    yield _marker(EventKind.HISTORY_GONE, 0)
+                    last = 0
+                async for event in _from_log(store, session_id, last, position[0]):
+                    last = event.revision
+                    yield event
+                continue
+            event = decode_event(data)
+            if event.revision <= last:
+                continue
+            if event.revision > last + 1:
+                async for missed in _from_log(store, session_id, last, event.revision - 1):
+                    last = missed.revision
+                    yield missed
+            if event.revision > last:
+                last = event.revision
+                yield event
+            if event.kind is EventKind.SESSION_DELETED:
+                return
+    finally:
+        await hub.unsubscribe(subscription)
+
+
+async def _from_log(
+    store: VariableStore, session_id: str, after: int, until: int
+) -> AsyncIterator[ChangeEvent]:
+    """Events after `after` up to at least `until` from the change log, or HISTORY_GONE first."""
+    while after < until:
+        raws = await store.read_log(session_id, after, _LOG_PAGE)
+        events = [decode_event(raw) for raw in raws]
+        if not events or events[0].revision != after + 1:
+            # Trimmed away (or the session vanished): say so, then go on from what is left.
+            resume = events[0].revision - 1 if events else until
+            yield _marker(EventKind.HISTORY_GONE, resume)
+            after = resume
+            if not events:
+                return
+        for event in events:
+            yield event
+            after = event.revision
+
+
+def _marker(kind: EventKind, revision: int) -> ChangeEvent:
+    return ChangeEvent(revision=revision, kind=kind, time_ms=0)

@@ -1,0 +1,1 @@
+"""The Lua scripts, one per atomic operation, shipped inside the wheel as `bridge_server.lua`."""

@@ -1,0 +1,59 @@
+-- Update one or several variables. Every precondition of every item is checked before the first
+-- write, so an atomic call that fails changes nothing (Redis would not roll back a half-done script).
+-- KEYS: session, vars, names, log, channel
+-- ARGV: now_ms, atomic (0|1), log_max_len, then per item 4 values:
+--       ref, expected_id (the definition the frontend validated against), expected_version or '', value_blob
+-- Returns: {1} no session; else {revision_or_0, then per item: status, detail}
+--   status 0 ok (detail = new version), 1 not found, 2 definition changed (detail = current id),
+--   3 version conflict (detail = current version).
+local now, atomic, max_len = ARGV[1], ARGV[2] == '1', ARGV[3]
+if redis.call('EXISTS', KEYS[1]) == 0 then return {1} end
+
+local items, statuses, failed = {}, {}, false
+for i = 4, #ARGV, 4 do
+  local ref, expected_id, expected_version = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local id = redis.call('HGET', KEYS[3], ref) or ref
+  local version = redis.call('HGET', KEYS[2], 'n:' .. id)
+  local status, detail = 0, 0
+  if not version then
+    status = 1
+  elseif id ~= expected_id then
+    status, detail = 2, id
+  elseif expected_version ~= '' and expected_version ~= version then
+    status, detail = 3, tonumber(version)
+  end
+  if status ~= 0 then failed = true end
+  items[#items + 1] = {id, ARGV[i + 3], status}
+  statuses[#statuses + 1] = {status, detail}
+end
+
+local out = {0}
+if atomic and failed then
+  for _, s in ipairs(statuses) do out[#out + 1] = s[1]; out[#out + 1] = s[2] end
+  return out
+end
+
+local parts, changed = {}, 0
+for k, item in ipairs(items) do
+  if item[3] == 0 then
+    local id, value = item[1], item[2]
+    local version = redis.call('HINCRBY', KEYS[2], 'n:' .. id, 1)
+    redis.call('HSET', KEYS[2], 'v:' .. id, value, 'u:' .. id, now)
+    local about = redis.call('HMGET', KEYS[2], 'm:' .. id, 't:' .. id)
+    parts[#parts + 1] = table.concat({version, ' ', id, ' ', about[1], ' ', about[2], ' ', #value, '\n', value})
+    statuses[k][2] = version
+    changed = changed + 1
+  end
+end
+if changed > 0 then
+  local rev = redis.call('HINCRBY', KEYS[1], 'revision', 1)
+  redis.call('HSET', KEYS[1], 'last_active', now)
+  local event = 'UB1 ' .. rev .. ' 2 ' .. now .. ' ' .. changed .. '\n' .. table.concat(parts)
+  redis.call('XADD', KEYS[4], 'MAXLEN', max_len, rev .. '-0', 'e', event)
+  redis.call('SPUBLISH', KEYS[5], event)
+  out[1] = rev
+end
+local ttl = tonumber(redis.call('HGET', KEYS[1], 'ttl'))
+for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
+for _, s in ipairs(statuses) do out[#out + 1] = s[1]; out[#out + 1] = s[2] end
+return out
