@@ -97,6 +97,3 @@ async def serve(settings: Settings) -> None:
     await stop_requested.wait()
     log.info("shutdown requested: finishing in-flight calls (grace %.1f s)", settings.shutdown_grace_seconds)
     await server.stop()
-
-
-

@@ -65,7 +65,9 @@ class Settings:
         return cls(**values)
 
     @classmethod
-    def from_args(cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    def from_args(
+        cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
         """Flags win over environment variables, which win over defaults."""
         parser = argparse.ArgumentParser(
             prog="bridge-server",
@@ -74,7 +76,9 @@ class Settings:
         for field in dataclasses.fields(cls):
             flag = "--" + field.name.replace("_", "-")
             kind = _field_kind(field)
-            parser.add_argument(flag, dest=field.name, type=kind, default=None, help=f"default: {field.default}")
+            parser.add_argument(
+                flag, dest=field.name, type=kind, default=None, help=f"default: {field.default}"
+            )
         args = parser.parse_args(argv)
         return cls.from_env(environ, **vars(args))
 

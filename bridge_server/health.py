@@ -10,7 +10,8 @@ import contextlib
 import logging
 from typing import Any
 
-from grpc_health.v1 import health, health_pb2
+from grpc_health.v1 import health_pb2
+from grpc_health.v1._async import HealthServicer
 
 __all__ = ["SERVICE_NAME", "HealthMonitor"]
 
@@ -21,7 +22,7 @@ SERVICE_NAME = "unified_bridge.v1.UnifiedBridge"
 
 class HealthMonitor:
     def __init__(self, redis: Any, interval_seconds: float, timeout_seconds: float) -> None:
-        self.servicer = health.aio.HealthServicer()
+        self.servicer = HealthServicer()
         self._redis = redis
         self._interval = interval_seconds
         self._timeout = timeout_seconds
@@ -57,7 +58,9 @@ class HealthMonitor:
         if serving != self._serving:
             self._serving = serving
             status = (
-                health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+                health_pb2.HealthCheckResponse.SERVING
+                if serving
+                else health_pb2.HealthCheckResponse.NOT_SERVING
             )
             for service in ("", SERVICE_NAME):
                 await self.servicer.set(service, status)

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["SessionKeys", "session_keys", "session_scan_pattern", "session_id_from_key"]
+__all__ = ["SessionKeys", "session_id_from_key", "session_keys", "session_scan_pattern"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SessionKeys:
-    session: str   # hash: created_at, last_active, ttl, metadata, revision
-    vars: str      # hash per id: d: definition, m: name, t: type, v: value, n: version, u: updated_at
-    names: str     # hash: name -> id
-    log: str       # stream: change events, id <revision>-0, capped
-    channel: str   # sharded pub/sub channel: the same events, live
+    session: str  # hash: created_at, last_active, ttl, metadata, revision
+    vars: str  # hash per id: d: definition, m: name, t: type, v: value, n: version, u: updated_at
+    names: str  # hash: name -> id
+    log: str  # stream: change events, id <revision>-0, capped
+    channel: str  # sharded pub/sub channel: the same events, live
 
     @property
     def stored(self) -> tuple[str, str, str, str]:

@@ -25,7 +25,7 @@ class Definition:
     created_at_ms: int
 
     def to_blob(self) -> bytes:
-        return msgpack.packb(
+        blob: bytes = msgpack.packb(
             {
                 "id": self.id,
                 "name": self.name,
@@ -37,6 +37,7 @@ class Definition:
             },
             use_bin_type=True,
         )
+        return blob
 
     @classmethod
     def from_blob(cls, blob: bytes) -> Definition:

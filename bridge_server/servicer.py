@@ -36,7 +36,9 @@ def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode[exc.status_code], exc.message
     if isinstance(exc, redis_errors.ResponseError) and str(exc).startswith("OOM"):
         return grpc.StatusCode.RESOURCE_EXHAUSTED, "storage is out of memory"
-    if isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError | redis_errors.BusyLoadingError):
+    if isinstance(
+        exc, redis_errors.ConnectionError | redis_errors.TimeoutError | redis_errors.BusyLoadingError
+    ):
         return grpc.StatusCode.UNAVAILABLE, f"storage unavailable: {exc}"
     log.exception("internal error", exc_info=exc)
     return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}"
@@ -82,11 +84,15 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
         return pb.CreateSessionResponse(session=session_to_proto(info), created=created)
 
     @unary
-    async def GetSession(self, request: pb.GetSessionRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.Session:
+    async def GetSession(
+        self, request: pb.GetSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.Session:
         return session_to_proto(await self._store.touch_session(request.session_id))
 
     @unary
-    async def Heartbeat(self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.Session:
+    async def Heartbeat(
+        self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.Session:
         return session_to_proto(await self._store.touch_session(request.session_id))
 
     @unary
@@ -122,7 +128,9 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
         return pb.RegisterVariableResponse(variable=variable_to_proto(record), created=created)
 
     @unary
-    async def GetVariable(self, request: pb.GetVariableRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.Variable:
+    async def GetVariable(
+        self, request: pb.GetVariableRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.Variable:
         return variable_to_proto(await self._store.get(request.session_id, request.name_or_id))
 
     @unary
@@ -158,12 +166,16 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
         results = []
         for outcome in outcomes:
             if outcome.error is None:
-                results.append(pb.UpdateResult(name_or_id=outcome.ref, ok=True, id=outcome.id, version=outcome.version))
+                results.append(
+                    pb.UpdateResult(name_or_id=outcome.ref, ok=True, id=outcome.id, version=outcome.version)
+                )
             else:
                 code, message = _status_for(outcome.error)
                 results.append(
                     pb.UpdateResult(
-                        name_or_id=outcome.ref, ok=False, error=pb.UpdateError(code=code.name, message=message)
+                        name_or_id=outcome.ref,
+                        ok=False,
+                        error=pb.UpdateError(code=code.name, message=message),
                     )
                 )
         return pb.SetVariablesResponse(results=results, revision=revision)
@@ -179,7 +191,7 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
     async def ListVariables(
         self, request: pb.ListVariablesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListVariablesResponse:
-        records = await self._store.list(request.session_id, request.pattern)
+        records = await self._store.list_variables(request.session_id, request.pattern)
         return pb.ListVariablesResponse(variables=[variable_to_proto(r) for r in records])
 
     # -- watch ----------------------------------------------------------------------------------

@@ -41,7 +41,9 @@ def connect_storage(settings: Settings) -> Any:
 
 
 def describe_storage(settings: Settings) -> str:
-    return "embedded in-process store" if settings.uses_embedded_store else _without_password(settings.redis_url)
+    return (
+        "embedded in-process store" if settings.uses_embedded_store else _without_password(settings.redis_url)
+    )
 
 
 def _without_password(url: str | None) -> str:

@@ -135,9 +135,7 @@ class VariableStore:
         self._check_batch_size(len(refs))
         for ref in refs:
             self._checked_ref(ref)
-        reply = await self._scripts.get_variables(
-            keys=self.keys(session_id).stored, args=[_now_ms(), *refs]
-        )
+        reply = await self._scripts.get_variables(keys=self.keys(session_id).stored, args=[_now_ms(), *refs])
         if reply is False or reply is None:
             raise SessionNotFoundError.for_id(session_id)
         records, missing = [], []
@@ -153,7 +151,7 @@ class VariableStore:
             )
         return records, missing
 
-    async def list(self, session_id: str, pattern: str = "") -> list[VariableRecord]:
+    async def list_variables(self, session_id: str, pattern: str = "") -> list[VariableRecord]:
         session_id = self.checked_session_id(session_id)
         reply = await self._scripts.list_variables(keys=self.keys(session_id).stored, args=[_now_ms()])
         if reply is False or reply is None:
@@ -262,7 +260,9 @@ class VariableStore:
                     definition = definitions.get(ref)
                     if definition is None:
                         raise VariableNotFoundError.for_ref(ref)
-                    value = normalize_value(definition.type, read_value(definition.type), definition.constraints)
+                    value = normalize_value(
+                        definition.type, read_value(definition.type), definition.constraints
+                    )
                     encoded = self._checked_encoding(definition.name, definition.type, value)
                 except BridgeError as error:
                     if atomic:
@@ -279,13 +279,12 @@ class VariableStore:
                 for (_, ref, _, _, _), status in zip(pending, reply[1::2], strict=True)
                 if int(status) == _DEFINITION_CHANGED
             ]
-            if stale:
-                if atomic or int(reply[0]) == 0:
-                    # Nothing was written: re-read the definitions that changed, validate again.
-                    for ref in stale:
-                        self._ids.pop((session_id, ref), None)
-                    definitions.update(await self._definitions_for(session_id, stale))
-                    continue
+            if stale and (atomic or int(reply[0]) == 0):
+                # Nothing was written: re-read the definitions that changed, validate again.
+                for ref in stale:
+                    self._ids.pop((session_id, ref), None)
+                definitions.update(await self._definitions_for(session_id, stale))
+                continue
             return self._outcomes(pending, outcomes, reply, atomic, len(updates)), int(reply[0])
         raise VersionConflictError("variable definitions kept changing during the update; try again")
 
@@ -327,7 +326,9 @@ class VariableStore:
         args: list[Any] = [_now_ms(), 1 if atomic else 0, self._settings.change_log_length]
         for _, ref, definition, encoded, expected_version in pending:
             args += [ref, definition.id, "" if expected_version is None else expected_version, encoded]
-        reply: list[Any] = await self._scripts.set_variables(keys=self.keys(session_id).with_channel, args=args)
+        reply: list[Any] = await self._scripts.set_variables(
+            keys=self.keys(session_id).with_channel, args=args
+        )
         if len(reply) == 1:
             raise SessionNotFoundError.for_id(session_id)
         return reply
@@ -346,7 +347,9 @@ class VariableStore:
             if status == _NOT_FOUND:
                 error = VariableNotFoundError.for_ref(ref)
             elif status == _DEFINITION_CHANGED:
-                error = VariableNotFoundError(f"Variable {ref} was deleted and registered again; read it anew")
+                error = VariableNotFoundError(
+                    f"Variable {ref} was deleted and registered again; read it anew"
+                )
             elif status == _VERSION_CONFLICT:
                 error = VersionConflictError(
                     f"version conflict on {ref}: expected version {expected_version}, found {int(detail)}",

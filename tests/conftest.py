@@ -1,0 +1,135 @@
+"""Fixtures every test layer shares: a real Redis, real frontends, fresh session ids."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from bridge_server.config import Settings
+from tests.harness.frontends import FrontendProcess, InProcessFrontend
+from tests.harness.redis_servers import RedisProcess, private_redis, test_redis
+from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
+
+_REAL_REDIS = True
+_session_counter = itertools.count()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Decided before collection ends only when the fallback is known; see the `redis_url` fixture.
+    del config, items
+
+
+@pytest.fixture(scope="session")
+def _redis() -> Iterator[tuple[str, bool]]:
+    with test_redis() as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+def redis_url(_redis: tuple[str, bool]) -> str:
+    """URL of the Redis the test session shares (a private real redis-server here and in CI)."""
+    return _redis[0]
+
+
+@pytest.fixture(autouse=True)
+def _skip_without_real_redis(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("real_redis") is None:
+        return
+    _url, is_real = request.getfixturevalue("_redis")
+    if not is_real:
+        pytest.skip("needs a real Redis server; only fakeredis's TCP server is available on this machine")
+
+
+def test_settings(redis_url: str | None, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "redis_url": redis_url,
+        "shutdown_grace_seconds": 1.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def frontend(redis_url: str) -> Iterator[InProcessFrontend]:
+    """An in-process frontend over the shared Redis, for the whole test session."""
+    server = InProcessFrontend(test_settings(redis_url))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def frontend_factory(redis_url: str) -> Iterator[Callable[..., InProcessFrontend]]:
+    """Start more in-process frontends (same Redis unless `redis_url=` says otherwise)."""
+    started: list[InProcessFrontend] = []
+
+    def start(**overrides: Any) -> InProcessFrontend:
+        url = overrides.pop("redis_url", redis_url)
+        server = InProcessFrontend(test_settings(url, **overrides))
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def frontend_process_factory(redis_url: str) -> Iterator[Callable[..., FrontendProcess]]:
+    """Start frontends as separate OS processes (`python -m bridge_server`)."""
+    started: list[FrontendProcess] = []
+
+    def start(*extra_args: str, redis_url_override: str | None = None) -> FrontendProcess:
+        process = FrontendProcess(redis_url_override or redis_url, *extra_args)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+@pytest.fixture
+def redis_process_factory(tmp_path: Any) -> Iterator[Callable[..., RedisProcess]]:
+    """Private redis-servers a test may stop and restart (for outage tests)."""
+    if os.environ.get("BRIDGE_TEST_REDIS_URL") is None and not __import__("shutil").which("redis-server"):
+        pytest.skip("needs the redis-server binary to start and stop a private Redis")
+    started: list[RedisProcess] = []
+
+    def start(*extra_args: str) -> RedisProcess:
+        directory = tmp_path / f"redis-{len(started)}"
+        directory.mkdir()
+        server = RedisProcess(directory, *extra_args).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def session_id(request: pytest.FixtureRequest) -> str:
+    """A fresh session id, unique across the test run and across runs sharing one Redis."""
+    name = "".join(c if c.isalnum() else "_" for c in request.node.name)[:60]
+    return f"t{os.getpid()}_{next(_session_counter)}_{name}"
+
+
+@pytest.fixture
+def channel(frontend: InProcessFrontend) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(frontend.target) as chan:
+        yield chan
+
+
+@pytest.fixture
+def stub(channel: grpc.Channel) -> pb_grpc.UnifiedBridgeStub:
+    return pb_grpc.UnifiedBridgeStub(channel)
+
+
+__all__ = ["private_redis"]

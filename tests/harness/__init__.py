@@ -1,0 +1,1 @@
+"""Test harness: real Redis servers and real frontends, on ephemeral ports, cleaned up after use."""
