@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from bridge_server.events import ChangeEvent, EventKind, decode_event
 from bridge_server.fanout import END_OF_STREAM, RESYNC, EventHub
 from bridge_server.store import VariableStore
@@ -20,6 +23,7 @@ from unified_bridge.errors import SessionNotFoundError
 __all__ = ["watch_session"]
 
 _LOG_PAGE = 1000
+_MAX_RETRY_DELAY = 1.0
 
 
 async def watch_session(
@@ -56,7 +60,7 @@ async def watch_session(
                 return
             if data == RESYNC:
                 # Live delivery may have missed something, or it is simply quiet: check the log.
-                position = await store.watch_position(session_id)
+                position = await _position_when_reachable(store, session_id)
                 if position is None:
                     yield _marker(EventKind.SESSION_DELETED, last + 1)
                     return
@@ -81,6 +85,17 @@ async def watch_session(
                 return
     finally:
         await hub.unsubscribe(subscription)
+
+
+async def _position_when_reachable(store: VariableStore, session_id: str) -> tuple[int, int] | None:
+    """Where the session stands, waiting out a Redis outage instead of ending the stream."""
+    delay = 0.05
+    while True:
+        try:
+            return await store.watch_position(session_id)
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_RETRY_DELAY)
 
 
 async def _from_log(

@@ -69,7 +69,8 @@ class FrontendProcess:
         self.target = f"127.0.0.1:{self.port}"
         # Keep draining the log so the process never blocks on a full pipe.
         self.log: list[str] = []
-        threading.Thread(target=self._drain, daemon=True).start()
+        self._drainer = threading.Thread(target=self._drain, daemon=True)
+        self._drainer.start()
 
     def _read_port(self) -> int:
         assert self.process.stderr is not None
@@ -89,9 +90,17 @@ class FrontendProcess:
         """SIGTERM (graceful shutdown); returns the exit code."""
         if self.process.poll() is None:
             self.process.terminate()
-        return self.process.wait(timeout)
+        code = self.process.wait(timeout)
+        self._close_log()
+        return code
 
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait(10)
+        self._close_log()
+
+    def _close_log(self) -> None:
+        self._drainer.join(timeout=10)
+        if self.process.stderr is not None:
+            self.process.stderr.close()

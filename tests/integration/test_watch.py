@@ -1,0 +1,136 @@
+"""Watch streams: replay from the change log, then live, no gaps, an explicit HISTORY_GONE."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from tests.integration._helpers import EventReader, create_session, register_int, set_int
+from unified_bridge.proto import unified_bridge_pb2 as pb
+from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
+
+
+def test_replay_from_zero_then_live(stub, session_id):
+    create_session(stub, session_id)
+    register_int(stub, session_id, "x")
+    set_int(stub, session_id, "x", 1)
+    reader = EventReader(stub, session_id)
+    try:
+        replayed = reader.until_caught_up()
+        assert [(e.revision, e.kind) for e in replayed] == [
+            (1, pb.EVENT_KIND_REGISTERED),
+            (2, pb.EVENT_KIND_UPDATED),
+        ]
+        assert replayed[1].changes[0].value.integer_value == 1
+        set_int(stub, session_id, "x", 2)
+        live = reader.next()
+        assert live is not None
+        assert (live.revision, live.kind, live.changes[0].version) == (3, pb.EVENT_KIND_UPDATED, 2)
+        assert live.changes[0].value.integer_value == 2
+    finally:
+        reader.close()
+
+
+def test_resume_from_a_revision_skips_what_was_seen(stub, session_id):
+    create_session(stub, session_id)
+    register_int(stub, session_id, "x")
+    for value in range(1, 5):
+        set_int(stub, session_id, "x", value)
+    reader = EventReader(stub, session_id, from_revision=3)
+    try:
+        assert [e.revision for e in reader.until_caught_up()] == [4, 5]
+    finally:
+        reader.close()
+
+
+def test_from_now_sends_no_replay(stub, session_id):
+    create_session(stub, session_id)
+    register_int(stub, session_id, "x")
+    reader = EventReader(stub, session_id, from_now=True)
+    try:
+        assert reader.until_caught_up() == []
+        set_int(stub, session_id, "x", 7)
+        event = reader.next()
+        assert event is not None
+        assert event.revision == 2
+    finally:
+        reader.close()
+
+
+def test_history_gone_when_log_no_longer_reaches_back(frontend_factory, session_id):
+    frontend = frontend_factory(change_log_length=3)
+    with grpc.insecure_channel(frontend.target) as channel:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id)
+        register_int(stub, session_id, "x")
+        for value in range(1, 8):
+            set_int(stub, session_id, "x", value)  # revisions 2..8; the log keeps 6..8
+        reader = EventReader(stub, session_id, from_revision=1)
+        try:
+            replayed = reader.until_caught_up()
+        finally:
+            reader.close()
+    assert replayed[0].kind == pb.EVENT_KIND_HISTORY_GONE
+    assert replayed[0].revision == 5
+    assert [e.revision for e in replayed[1:]] == [6, 7, 8]
+
+
+def test_watch_of_unknown_session_is_not_found(stub, session_id):
+    reader = EventReader(stub, session_id)
+    with pytest.raises(grpc.RpcError) as info:
+        reader.next()
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert f"Session not found: {session_id}" in info.value.details()
+
+
+def test_deleting_the_session_ends_the_stream(stub, session_id):
+    create_session(stub, session_id)
+    reader = EventReader(stub, session_id)
+    reader.until_caught_up()
+    stub.DeleteSession(pb.DeleteSessionRequest(session_id=session_id))
+    final = reader.next()
+    assert final is not None
+    assert final.kind == pb.EVENT_KIND_SESSION_DELETED
+    assert reader.next() is None
+
+
+def test_batch_is_one_event_with_every_change(stub, session_id):
+    create_session(stub, session_id)
+    for name in ("a", "b"):
+        register_int(stub, session_id, name)
+    reader = EventReader(stub, session_id, from_now=True)
+    try:
+        reader.until_caught_up()
+        stub.SetVariables(
+            pb.SetVariablesRequest(
+                session_id=session_id,
+                atomic=True,
+                updates=[
+                    pb.VariableUpdate(name_or_id="a", value=pb.Value(integer_value=1)),
+                    pb.VariableUpdate(name_or_id="b", value=pb.Value(integer_value=2)),
+                ],
+            )
+        )
+        event = reader.next()
+    finally:
+        reader.close()
+    assert event is not None
+    assert event.revision == 3
+    assert [(c.name, c.value.integer_value) for c in event.changes] == [("a", 1), ("b", 2)]
+
+
+def test_slow_watcher_falls_back_to_the_log_without_gaps(frontend_factory, session_id):
+    frontend = frontend_factory(max_watch_queue=2)
+    with grpc.insecure_channel(frontend.target) as channel:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id)
+        register_int(stub, session_id, "x")
+        reader = EventReader(stub, session_id, from_now=True)
+        try:
+            reader.until_caught_up()
+            for value in range(1, 51):
+                set_int(stub, session_id, "x", value)
+            revisions = [reader.next().revision for _ in range(50)]
+        finally:
+            reader.close()
+    assert revisions == list(range(2, 52))
