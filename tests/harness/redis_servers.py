@@ -76,6 +76,13 @@ class RedisProcess:
                 self._process.wait()
             self._process = None
 
+    def crash(self) -> None:
+        """SIGKILL: no shutdown save, no goodbye; only what was on disk survives."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+            self._process = None
+
     def _answers(self) -> bool:
         if self._process is not None and self._process.poll() is not None:
             raise RuntimeError(f"redis-server exited with {self._process.returncode}")
