@@ -145,7 +145,7 @@ class VariableStore:
                 continue
             var_id, blob, value, version, updated = row
             definition = self._definition(_text(var_id), blob)
-            self._ids[(session_id, ref)] = definition.id
+            self._remember_id(session_id, ref, definition.id)
             records.append(
                 VariableRecord(definition, decode_value(definition.type, value), int(version), int(updated))
             )
@@ -250,7 +250,7 @@ class VariableStore:
         session_id = self.checked_session_id(session_id)
         self._check_batch_size(len(updates))
         if not updates:
-            return [], 0
+            return [], await self._current_revision(session_id)
         definitions = await self._definitions_for(session_id, [ref for ref, _, _ in updates])
         for _attempt in range(_DEFINITION_RETRIES):
             outcomes: list[UpdateOutcome | None] = []
@@ -272,7 +272,7 @@ class VariableStore:
                 outcomes.append(None)
                 pending.append((index, ref, definition, encoded, expected_version))
             if not pending:
-                return [o for o in outcomes if o is not None], 0
+                return [o for o in outcomes if o is not None], await self._current_revision(session_id)
             reply = await self._run_set_script(session_id, pending, atomic)
             stale = [
                 ref
@@ -285,8 +285,16 @@ class VariableStore:
                     self._ids.pop((session_id, ref), None)
                 definitions.update(await self._definitions_for(session_id, stale))
                 continue
-            return self._outcomes(pending, outcomes, reply, atomic, len(updates)), int(reply[0])
+            results = self._outcomes(pending, outcomes, reply, atomic, len(updates))
+            # The script says 0 when it changed nothing; the caller is owed the current revision.
+            return results, int(reply[0]) or await self._current_revision(session_id)
         raise VersionConflictError("variable definitions kept changing during the update; try again")
+
+    async def _current_revision(self, session_id: str) -> int:
+        revision = await self._redis.hget(self.keys(session_id).session, "revision")
+        if revision is None:
+            raise SessionNotFoundError.for_id(session_id)
+        return int(revision)
 
     async def delete(self, session_id: str, ref: str) -> tuple[str, int]:
         session_id = self.checked_session_id(session_id)
@@ -389,6 +397,11 @@ class VariableStore:
             definition = Definition.from_blob(blob)
             self._definitions[var_id] = definition
         return definition
+
+    def _remember_id(self, session_id: str, ref: str, var_id: str) -> None:
+        if len(self._ids) >= self._settings.definition_cache_size:
+            self._ids.clear()  # a cache of hints, cheap to rebuild: no need for LRU bookkeeping
+        self._ids[(session_id, ref)] = var_id
 
     def _forget_session(self, session_id: str) -> None:
         for key in [key for key in self._ids if key[0] == session_id]:
