@@ -49,6 +49,11 @@ class Settings:
             value = getattr(self, field.name)
             if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
                 raise ValueError(f"setting {field.name} must not be negative, got {value}")
+        if self.default_ttl_seconds > self.max_ttl_seconds:
+            raise ValueError(
+                f"default_ttl_seconds ({self.default_ttl_seconds}) is above "
+                f"max_ttl_seconds ({self.max_ttl_seconds})"
+            )
         if self.key_prefix == "" or any(c in self.key_prefix for c in "{}: \t\n*?[]"):
             raise ValueError(f"key prefix {self.key_prefix!r} must be non-empty, without {{}}:*?[] or spaces")
 

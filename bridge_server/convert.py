@@ -7,7 +7,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from bridge_server.events import ChangeEvent, VariableChange
 from bridge_server.model import SessionInfo, VariableRecord
 from unified_bridge.proto import unified_bridge_pb2 as pb
-from unified_bridge.types import VariableType, constraints_to_proto, decode_value, value_to_proto
+from unified_bridge.types import (
+    VariableType,
+    constraints_to_proto,
+    decode_value,
+    stored_tensor_dtype,
+    value_to_proto,
+)
 
 __all__ = ["event_to_proto", "session_to_proto", "timestamp", "variable_to_proto"]
 
@@ -24,7 +30,7 @@ def variable_to_proto(record: VariableRecord) -> pb.Variable:
         id=definition.id,
         name=definition.name,
         type=definition.type.to_proto(),  # type: ignore[arg-type]
-        value=value_to_proto(definition.type, record.value),
+        value=value_to_proto(definition.type, record.value, definition.constraints),
         constraints=constraints_to_proto(definition.constraints),
         metadata=definition.metadata,
         description=definition.description,
@@ -61,5 +67,8 @@ def _change_to_proto(change: VariableChange) -> pb.VariableChange:
     message = pb.VariableChange(id=change.id, name=change.name, version=change.version)
     if change.value is not None:
         var_type = VariableType(change.type)
-        message.value.CopyFrom(value_to_proto(var_type, decode_value(var_type, change.value)))
+        # A tensor keeps the dtype it was stored with; the event carries no constraints.
+        dtype = stored_tensor_dtype(change.value) if var_type is VariableType.TENSOR else None
+        value = decode_value(var_type, change.value)
+        message.value.CopyFrom(value_to_proto(var_type, value, {"dtype": dtype} if dtype else None))
     return message

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +47,9 @@ log = logging.getLogger(__name__)
 
 # Given the variable's type, produce the raw value the caller sent (e.g. from a protobuf Value).
 ValueReader = Callable[[VariableType], object]
+
+# new_variable_id() makes var_<name>_<8 hex digits>.
+_LOOKS_LIKE_AN_ID = re.compile(r"var_.+_[0-9a-f]{8}")
 
 # Status codes of set_variables.lua, per item.
 _OK, _NOT_FOUND, _DEFINITION_CHANGED, _VERSION_CONFLICT = 0, 1, 2, 3
@@ -190,6 +194,9 @@ class VariableStore:
     ) -> tuple[VariableRecord, bool]:
         session_id = self.checked_session_id(session_id)
         name = validate_name(name, self._settings.max_name_length)
+        if _LOOKS_LIKE_AN_ID.fullmatch(name):
+            # Names win over ids in lookups, so such a name would hide the variable it mimics.
+            raise ValidationError(f"invalid variable name {name!r}: it has the form of a variable id")
         checked_constraints = validate_constraints(var_type, constraints)
         value = normalize_value(var_type, read_value(var_type), checked_constraints)
         if len(description) > self._settings.max_description_length:
@@ -207,7 +214,7 @@ class VariableStore:
             description=description,
             created_at_ms=now,
         )
-        encoded = self._checked_encoding(name, var_type, value)
+        encoded = self._checked_encoding(name, var_type, value, checked_constraints)
         reply = await self._scripts.register_variable(
             keys=self.keys(session_id).with_channel,
             args=[
@@ -263,7 +270,9 @@ class VariableStore:
                     value = normalize_value(
                         definition.type, read_value(definition.type), definition.constraints
                     )
-                    encoded = self._checked_encoding(definition.name, definition.type, value)
+                    encoded = self._checked_encoding(
+                        definition.name, definition.type, value, definition.constraints
+                    )
                 except BridgeError as error:
                     if atomic:
                         raise _in_atomic_batch(ref, error, len(updates)) from error
@@ -312,9 +321,11 @@ class VariableStore:
         return _text(reply[2]), int(reply[1])
 
     async def watch_position(self, session_id: str) -> tuple[int, int] | None:
-        """(current revision, oldest revision in the log or 0), or None if the session is gone."""
-        keys = self.keys(session_id)
-        reply = await self._scripts.watch_position(keys=[keys.session, keys.log])
+        """(current revision, oldest revision in the log or 0), or None if the session is gone.
+
+        Also marks the session active: a session with a watcher attached is in use.
+        """
+        reply = await self._scripts.watch_position(keys=self.keys(session_id).stored, args=[_now_ms()])
         if not reply:
             return None
         return int(reply[0]), int(reply[1])
@@ -430,8 +441,10 @@ class VariableStore:
                 f"batch of {size} items is above the limit of {self._settings.max_batch_size}"
             )
 
-    def _checked_encoding(self, name: str, var_type: VariableType, value: object) -> bytes:
-        encoded = encode_value(var_type, value)
+    def _checked_encoding(
+        self, name: str, var_type: VariableType, value: object, constraints: Mapping[str, Any]
+    ) -> bytes:
+        encoded = encode_value(var_type, value, constraints)
         if len(encoded) > self._settings.max_value_bytes:
             raise LimitExceededError(
                 f"value of {name} is {len(encoded)} bytes, above the limit of "

@@ -9,11 +9,13 @@
 local now, atomic, max_len = ARGV[1], ARGV[2] == '1', ARGV[3]
 if redis.call('EXISTS', KEYS[1]) == 0 then return {1} end
 
-local items, statuses, failed = {}, {}, false
+-- A variable may appear more than once in a call: `after` holds its version after the earlier
+-- items, so an expected_version is compared with the version that item would really replace.
+local items, statuses, failed, after = {}, {}, false, {}
 for i = 4, #ARGV, 4 do
   local ref, expected_id, expected_version = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local id = redis.call('HGET', KEYS[3], ref) or ref
-  local version = redis.call('HGET', KEYS[2], 'n:' .. id)
+  local version = after[id] or redis.call('HGET', KEYS[2], 'n:' .. id)
   local status, detail = 0, 0
   if not version then
     status = 1
@@ -22,7 +24,7 @@ for i = 4, #ARGV, 4 do
   elseif expected_version ~= '' and expected_version ~= version then
     status, detail = 3, tonumber(version)
   end
-  if status ~= 0 then failed = true end
+  if status ~= 0 then failed = true else after[id] = tostring(tonumber(version) + 1) end
   items[#items + 1] = {id, ARGV[i + 3], status}
   statuses[#statuses + 1] = {status, detail}
 end

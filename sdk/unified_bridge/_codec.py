@@ -193,6 +193,13 @@ def encode_value(var_type: VariableType, value: Any, constraints: Mapping[str, A
     return packed
 
 
+def stored_tensor_dtype(data: bytes) -> str | None:
+    """The dtype a stored tensor was written with (None if the bytes hold no tensor record)."""
+    raw = msgpack.unpackb(data, raw=False)
+    dtype = raw.get("d") if isinstance(raw, dict) else None
+    return dtype if isinstance(dtype, str) else None
+
+
 def _decode_float(raw: Any) -> float:
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise ValueError("not a number")

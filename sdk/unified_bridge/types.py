@@ -28,6 +28,7 @@ from unified_bridge._codec import (
     constraints_to_proto,
     decode_value,
     encode_value,
+    stored_tensor_dtype,
     value_from_proto,
     value_to_proto,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "message",
     "new_variable_id",
     "normalize_value",
+    "stored_tensor_dtype",
     "validate_constraints",
     "validate_metadata",
     "validate_name",
@@ -270,6 +272,13 @@ def validate_constraints(var_type: VariableType, constraints: Mapping[str, Any] 
             raise invalid("constraint_not_applicable", key=key, type=var_type)
         if value is not None:
             result[key] = _CONSTRAINT_CHECKS[key](key, value)
+    if var_type is VariableType.INTEGER:
+        # Bounds cross the wire as doubles; an integer's whole bounds read best as integers
+        # ("below minimum 0", not "0.0"), and compare exactly with large values.
+        for key in ("min", "max"):
+            bound = result.get(key)
+            if isinstance(bound, float) and bound.is_integer():
+                result[key] = int(bound)
     _check_consistency(var_type, result)
     return result
 

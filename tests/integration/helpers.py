@@ -1,0 +1,110 @@
+"""Small helpers shared by the integration tests: raw-stub calls, status checks, Redis key checks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import redis
+
+from tests.integration._helpers import EventReader
+from unified_bridge.proto import unified_bridge_pb2 as pb
+from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
+
+Stub = pb_grpc.UnifiedBridgeStub
+
+# How a test waits for something Redis does on its own clock (expiry): bounded polling, no timing asserts.
+POLL_ATTEMPTS = 400
+POLL_DELAY = 0.025
+
+
+def rpc_error(call: Callable[..., Any], request: Any) -> grpc.RpcError:
+    """The error a unary call fails with; fails the test if the call succeeds."""
+    try:
+        response = call(request, timeout=10)
+    except grpc.RpcError as error:
+        return error
+    raise AssertionError(f"expected the call to fail, it returned {response!r}")
+
+
+def assert_status(error: grpc.RpcError, code: grpc.StatusCode, message: str | None = None) -> None:
+    """The error has `code` and, when given, exactly `message` as its details."""
+    assert error.code() == code, (error.code(), error.details())
+    if message is not None:
+        assert error.details() == message
+
+
+def create_session(stub: Stub, session_id: str, **fields: Any) -> pb.Session:
+    return stub.CreateSession(pb.CreateSessionRequest(session_id=session_id, **fields)).session
+
+
+def register(
+    stub: Stub,
+    session_id: str,
+    name: str,
+    var_type: int,
+    value: pb.Value,
+    constraints: pb.Constraints | None = None,
+    **fields: Any,
+) -> pb.Variable:
+    request = pb.RegisterVariableRequest(
+        session_id=session_id, name=name, type=var_type, value=value, constraints=constraints, **fields
+    )
+    return stub.RegisterVariable(request).variable
+
+
+def get(stub: Stub, session_id: str, ref: str) -> pb.Variable:
+    return stub.GetVariable(pb.GetVariableRequest(session_id=session_id, name_or_id=ref))
+
+
+def set_value(
+    stub: Stub, session_id: str, ref: str, value: pb.Value, **fields: Any
+) -> pb.SetVariableResponse:
+    return stub.SetVariable(
+        pb.SetVariableRequest(session_id=session_id, name_or_id=ref, value=value, **fields)
+    )
+
+
+def revision(stub: Stub, session_id: str) -> int:
+    return stub.GetSession(pb.GetSessionRequest(session_id=session_id)).revision
+
+
+def session_redis_keys(client: redis.Redis, session_id: str) -> list[bytes]:
+    """Every key of the session's hash tag (the layout of DESIGN.md: `ub:{<session>}:...`)."""
+    return list(client.scan_iter(match=f"ub:{{{session_id}}}:*", count=1000))
+
+
+def wait_until(predicate: Callable[[], bool], what: str) -> None:
+    for _ in range(POLL_ATTEMPTS):
+        if predicate():
+            return
+        time.sleep(POLL_DELAY)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+class Watch:
+    """A WatchSession stream read one event at a time, each wait bounded (over `_helpers.EventReader`)."""
+
+    def __init__(self, stub: Stub, session_id: str, **fields: Any) -> None:
+        self._reader = EventReader(stub, session_id, **fields)
+
+    def next(self) -> pb.WatchEvent:
+        event = self._reader.next()
+        assert event is not None, "the watch stream ended"
+        return event
+
+    def caught_up(self) -> pb.WatchEvent:
+        """Read events up to and including CAUGHT_UP; returns the CAUGHT_UP marker."""
+        for _ in range(100_000):
+            event = self.next()
+            if event.kind == pb.EVENT_KIND_CAUGHT_UP:
+                return event
+        raise AssertionError("no CAUGHT_UP event")
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._reader.close()
