@@ -1,0 +1,60 @@
+"""Unified Bridge: typed, constrained, versioned variables shared across processes.
+
+>>> from unified_bridge import connect, VariableType            # doctest: +SKIP
+>>> with connect("127.0.0.1:50051") as client, client.session("run-1") as ctx:
+...     ctx.register_variable("lr", VariableType.FLOAT, 0.01, constraints={"min": 0, "max": 1})
+...     ctx["lr"]                                               # cached, coherent across processes
+...     ctx.update("steps", lambda n: n + 1)
+"""
+
+from unified_bridge._async_session import AsyncSessionContext
+from unified_bridge._cache import CacheStats
+from unified_bridge._calls import DEFAULT_TIMEOUT, RetryPolicy
+from unified_bridge._client import AsyncBridgeClient, BridgeClient, connect, connect_async
+from unified_bridge._core import DEFAULT_CACHE_TTL
+from unified_bridge._models import Change, ChangeEvent
+from unified_bridge._proxy import AsyncVariableProxy, BatchUpdater, VariableNamespace, VariableProxy
+from unified_bridge._session import SessionContext
+from unified_bridge._watch import StreamBackoff
+from unified_bridge.errors import (
+    AlreadyExistsError,
+    AuthenticationError,
+    BridgeError,
+    BridgeUnavailableError,
+    LimitExceededError,
+    SessionNotFoundError,
+    ValidationError,
+    VariableNotFoundError,
+    VersionConflictError,
+)
+from unified_bridge.types import VariableType
+
+__all__ = [
+    "DEFAULT_CACHE_TTL",
+    "DEFAULT_TIMEOUT",
+    "AlreadyExistsError",
+    "AsyncBridgeClient",
+    "AsyncSessionContext",
+    "AsyncVariableProxy",
+    "AuthenticationError",
+    "BatchUpdater",
+    "BridgeClient",
+    "BridgeError",
+    "BridgeUnavailableError",
+    "CacheStats",
+    "Change",
+    "ChangeEvent",
+    "LimitExceededError",
+    "RetryPolicy",
+    "SessionContext",
+    "SessionNotFoundError",
+    "StreamBackoff",
+    "ValidationError",
+    "VariableNamespace",
+    "VariableNotFoundError",
+    "VariableProxy",
+    "VariableType",
+    "VersionConflictError",
+    "connect",
+    "connect_async",
+]

@@ -1,0 +1,273 @@
+"""The near cache of one session context: coherent through the session's watch stream.
+
+Reads (:meth:`NearCache.lookup`) take no lock: one dict lookup and one monotonic-clock comparison
+(``time.monotonic`` is a vDSO call on Linux, not a syscall). Everything that *changes* the cache takes
+a small lock, so that "is this fill still allowed?" and "insert" happen as one step with respect to
+invalidations.
+
+The in-flight race (DESIGN invariant 6): a reader calls :meth:`begin_read` *before* its RPC and passes
+the token to :meth:`fill` with the version the server returned. The fill is dropped when, since the
+token was taken, the stream was lost or restarted (a *floor* epoch), or an invalidation that no version
+explains touched one of its keys (deletes, writes of unknown outcome: *stamps*), or the stream has
+announced a newer version of the variable than the one read (*versions*). So a value fetched before an
+invalidation arrived never lands in the cache after it -- except a value that the invalidation itself
+announced (same or newer version), which is not stale.
+
+Coherence comes from the watch stream; the TTL is only a backstop. The cache serves nothing until the
+stream is caught up (:meth:`start_serving`) and is emptied whenever the stream is lost.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass
+from time import monotonic as _monotonic
+from typing import Any, Final
+
+__all__ = ["MISS", "CacheStats", "NearCache"]
+
+
+class _Miss:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISS"
+
+
+#: What :meth:`NearCache.lookup` returns when it has nothing fresh (None is a valid value elsewhere).
+MISS: Final[Any] = _Miss()
+
+# Beyond this many remembered invalidation stamps, forget them all and move the floor instead:
+# reads in flight at that moment lose their fill, nothing worse.
+_MAX_STAMPS = 10_000
+
+_IMMUTABLE = (int, float, str, bool, bytes, type(None))
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """Counters of one context's cache (approximate under heavy thread contention: counted lock-free)."""
+
+    hits: int
+    misses: int
+    invalidations: int
+    size: int
+
+    @property
+    def hit_rate(self) -> float:
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "hit_rate": self.hit_rate,
+            "invalidations": self.invalidations,
+            "size": self.size,
+        }
+
+
+@dataclass(slots=True)
+class _Entry:
+    value: Any
+    version: int
+    var_id: str
+    name: str
+    expires_at: float
+    mutable: bool
+
+
+class NearCache:
+    """Values by variable name *and* id, with a reverse index id -> keys."""
+
+    def __init__(self, ttl: float) -> None:
+        self._entries: dict[str, _Entry] = {}
+        self._keys_by_id: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+        self._epoch = 0
+        self._floor = 0  # fills with an older token are refused (clear, stamp overflow)
+        # key -> epoch of its last invalidation that no version explains (deletes, unknown outcomes)
+        self._stamps: dict[str, int] = {}
+        self._versions: dict[str, int] = {}  # id -> highest version announced by the stream
+        self._serving = False
+        self.ttl = ttl
+        self.hits = 0
+        self.misses = 0
+        self.invalidations = 0
+
+    # --- the hot path ----------------------------------------------------------------------------
+
+    def lookup(self, key: str) -> Any:
+        """The cached value of ``key`` (a name or an id), or :data:`MISS`."""
+        entry = self._entries.get(key)
+        if entry is not None and entry.expires_at > _monotonic():
+            self.hits += 1
+            return copy.deepcopy(entry.value) if entry.mutable else entry.value
+        self.misses += 1
+        return MISS
+
+    def peek(self, key: str) -> tuple[Any, int] | None:
+        """(value, version) of a fresh entry, without touching the stats."""
+        entry = self._entries.get(key)
+        if entry is None or entry.expires_at <= _monotonic():
+            return None
+        return (copy.deepcopy(entry.value) if entry.mutable else entry.value), entry.version
+
+    def __contains__(self, key: str) -> bool:
+        entry = self._entries.get(key)
+        return entry is not None and entry.expires_at > _monotonic()
+
+    # --- filling ---------------------------------------------------------------------------------
+
+    @property
+    def serving(self) -> bool:
+        return self._serving
+
+    def begin_read(self) -> int:
+        """A token to pass to :meth:`fill` once the read returns."""
+        return self._epoch
+
+    def _allowed(self, token: int, keys: tuple[str, ...], var_id: str, version: int) -> bool:
+        """May a value of ``var_id`` at ``version``, read or written since ``token``, be cached?
+
+        Not if the stream is down or was restarted since, nor if an invalidation that no version explains
+        (a delete, a write of unknown outcome) touched one of its keys since, nor if the stream already
+        announced a newer version. An invalidation for the very version we hold does not make it stale.
+        """
+        if not self._serving or token < self._floor:
+            return False
+        stamps = self._stamps
+        return all(stamps.get(k, -1) <= token for k in keys) and self._versions.get(var_id, -1) <= version
+
+    def _insert(self, entry: _Entry, extra_key: str | None) -> None:
+        keys = self._keys_by_id.setdefault(entry.var_id, set())
+        for key in (entry.var_id, entry.name, extra_key):
+            if key is not None:
+                self._entries[key] = entry
+                keys.add(key)
+
+    def fill(
+        self, token: int, var_id: str, name: str, version: int, value: Any, requested: str | None = None
+    ) -> bool:
+        """Cache a value read from the server, unless an invalidation for it arrived since ``token``."""
+        keys = (var_id, name) if requested is None else (var_id, name, requested)
+        with self._lock:
+            if not self._allowed(token, keys, var_id, version):
+                return False
+            current = self._entries.get(var_id)
+            if current is not None and current.version > version:
+                return False
+            entry = _Entry(
+                value, version, var_id, name, _monotonic() + self.ttl, not isinstance(value, _IMMUTABLE)
+            )
+            self._insert(entry, requested if requested not in (var_id, name) else None)
+            return True
+
+    def write_through(self, token: int, var_id: str, name: str, version: int, value: Any) -> None:
+        """After this context's own write (read-your-writes): older values of the variable can no longer
+        be cached, and the written one is, unless while the write was in flight an invalidation arrived
+        that its version does not explain (a delete, a write of unknown outcome, a newer version)."""
+        with self._lock:
+            allowed = self._allowed(token, (var_id, name), var_id, version)
+            self._note_version(var_id, version)
+            self._forget_locked(var_id, name)
+            if allowed:
+                mutable = not isinstance(value, _IMMUTABLE)
+                self._insert(_Entry(value, version, var_id, name, _monotonic() + self.ttl, mutable), None)
+
+    # --- invalidation ----------------------------------------------------------------------------
+
+    def _note_version(self, var_id: str, version: int) -> None:
+        if version > self._versions.get(var_id, -1):
+            if len(self._versions) >= _MAX_STAMPS:
+                self._reset_floor_locked()
+            self._versions[var_id] = version
+
+    def _reset_floor_locked(self) -> None:
+        # Too much to remember: refuse every fill in flight instead (cheap, and still correct).
+        self._epoch += 1
+        self._floor = self._epoch
+        self._stamps.clear()
+        self._versions.clear()
+
+    def _forget_locked(self, var_id: str, name: str) -> None:
+        for key in self._keys_by_id.pop(var_id, ()):
+            self._entries.pop(key, None)
+        stale = self._entries.pop(name, None)
+        if stale is not None and stale.var_id != var_id:
+            self._stamp_locked(stale.var_id, stale.name)
+            for key in self._keys_by_id.pop(stale.var_id, ()):
+                self._entries.pop(key, None)
+
+    def _stamp_locked(self, *keys: str) -> None:
+        if len(self._stamps) >= _MAX_STAMPS:
+            self._reset_floor_locked()
+        self._epoch += 1
+        for key in keys:
+            self._stamps[key] = self._epoch
+        for key in keys:
+            for alias in self._keys_by_id.get(key, ()):
+                self._stamps[alias] = self._epoch
+
+    def invalidate(self, var_id: str, name: str) -> None:
+        """Forget a variable (by id, by name and any other key it was cached under); reads in flight
+        for it lose their fill, whatever version they return (a delete, a write of unknown outcome)."""
+        with self._lock:
+            self._stamp_locked(var_id, name)
+            self._forget_locked(var_id, name)
+            self.invalidations += 1
+
+    def apply_change(self, var_id: str, name: str, version: int, value: Any, has_value: bool) -> None:
+        """An update or registration from the watch stream: version ``version`` of ``var_id`` exists, so
+        older values must not be served or filled; refresh a cached entry with the event's value."""
+        if not has_value:
+            self.invalidate(var_id, name)
+            return
+        with self._lock:
+            self._note_version(var_id, version)
+            current = self._entries.get(var_id)
+            if current is not None and current.version >= version and current.name == name:
+                return  # our own write (or a newer read) already put this version here
+            self._forget_locked(var_id, name)
+            self.invalidations += 1
+            if current is not None and self._serving:
+                mutable = not isinstance(value, _IMMUTABLE)
+                self._insert(_Entry(value, version, var_id, name, _monotonic() + self.ttl, mutable), None)
+
+    def clear(self) -> None:
+        """Forget everything; reads in flight lose their fill."""
+        with self._lock:
+            self._clear_locked()
+
+    def _clear_locked(self) -> None:
+        self._epoch += 1
+        self._floor = self._epoch
+        self._stamps.clear()
+        self._versions.clear()
+        if self._entries:
+            self.invalidations += 1
+        self._entries.clear()
+        self._keys_by_id.clear()
+
+    def start_serving(self) -> None:
+        """The watch stream is caught up. Reads that began before now may have fetched values whose
+        invalidation the stream will never send (it started after them), so their fills are refused."""
+        with self._lock:
+            self._epoch += 1
+            self._floor = self._epoch
+            self._serving = True
+
+    def stop_serving(self) -> None:
+        """The watch stream is gone: empty the cache and refuse fills until it is back."""
+        with self._lock:
+            self._serving = False
+            self._clear_locked()
+
+    def stats(self) -> CacheStats:
+        size = len({id(e) for e in list(self._entries.values())})
+        return CacheStats(self.hits, self.misses, self.invalidations, size)
+
+    def reset_stats(self) -> None:
+        self.hits = self.misses = 0

@@ -1,0 +1,410 @@
+"""Everything a session context decides, written once for the sync and the async context.
+
+:class:`SessionCore` owns the near cache, the known variable definitions and the session revision, and
+expresses each operation as a *flow* (see :mod:`unified_bridge._calls`): it builds the requests,
+validates values early with the shared :mod:`unified_bridge.types` module, decodes the responses and
+keeps the cache coherent. The contexts only drive the flows.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from unified_bridge._cache import MISS, NearCache
+from unified_bridge._calls import Flow, Pause, Rpc
+from unified_bridge._models import MISSING, Definition, VariableInfo, decode_change_value, decode_variable
+from unified_bridge.errors import (
+    AlreadyExistsError,
+    BridgeError,
+    ValidationError,
+    VariableNotFoundError,
+    VersionConflictError,
+)
+from unified_bridge.proto import unified_bridge_pb2 as pb2
+from unified_bridge.types import (
+    VariableType,
+    constraints_to_proto,
+    infer_type,
+    normalize_value,
+    validate_constraints,
+    validate_metadata,
+    validate_name,
+    value_to_proto,
+)
+
+__all__ = ["DEFAULT_CACHE_TTL", "SessionCore"]
+
+logger = logging.getLogger("unified_bridge")
+
+#: Default cache TTL in seconds: a backstop only, coherence comes from the watch stream.
+DEFAULT_CACHE_TTL = 60.0
+
+#: update(fn): compare-and-set attempts before giving up with VersionConflictError.
+DEFAULT_UPDATE_ATTEMPTS = 1000
+
+
+class _Definitions:
+    """Definitions by id (immutable per id, so never stale) and the name -> id map (which can be)."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, Definition] = {}
+        self._id_by_name: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, ref: str) -> Definition | None:
+        found = self._by_id.get(ref)
+        if found is not None:
+            return found
+        var_id = self._id_by_name.get(ref)
+        return None if var_id is None else self._by_id.get(var_id)
+
+    def remember(self, definition: Definition) -> None:
+        with self._lock:
+            self._by_id[definition.id] = definition
+            self._id_by_name[definition.name] = definition.id
+
+    def forget(self, var_id: str, name: str) -> None:
+        with self._lock:
+            self._by_id.pop(var_id, None)
+            if self._id_by_name.get(name) == var_id:
+                del self._id_by_name[name]
+
+    def forget_names(self) -> None:
+        """Events were lost: any name may now mean another id."""
+        with self._lock:
+            self._id_by_name.clear()
+
+
+def _conflict_pause(attempt: int) -> Pause:
+    # Full jitter: contenders spread out instead of colliding again in lockstep.
+    return Pause(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 10))))
+
+
+class SessionCore:
+    """The state and logic of one session context (no I/O)."""
+
+    def __init__(self, session_id: str, *, cache_ttl: float = DEFAULT_CACHE_TTL) -> None:
+        self.session_id = session_id
+        self.cache = NearCache(cache_ttl)
+        self.definitions = _Definitions()
+        self.revision = 0
+
+    # --- small helpers ---------------------------------------------------------------------------
+
+    def note_revision(self, revision: int) -> None:
+        if revision > self.revision:
+            self.revision = revision
+
+    def absorb(
+        self, var: pb2.Variable, token: int | None = None, requested: str | None = None
+    ) -> VariableInfo:
+        """Decode a variable from the server, remember its definition and, with a token, cache it."""
+        info = decode_variable(var)
+        self.definitions.remember(info.definition)
+        if token is not None:
+            self.cache.fill(token, info.id, info.name, info.version, info.value, requested)
+        return info
+
+    def _encode(self, definition: Definition, value: Any) -> tuple[Any, pb2.Value]:
+        normalized = normalize_value(definition.type, value, definition.constraints)
+        return normalized, value_to_proto(definition.type, normalized, definition.constraints)
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    def fetch(self, ref: str) -> Flow[VariableInfo]:
+        """GetVariable, filling the cache unless an invalidation arrives meanwhile."""
+        token = self.cache.begin_read()
+        var = yield Rpc(
+            "GetVariable", pb2.GetVariableRequest(session_id=self.session_id, name_or_id=ref), True
+        )
+        return self.absorb(var, token, ref)
+
+    def get(self, ref: str) -> Flow[Any]:
+        info = yield from self.fetch(ref)
+        return info.value
+
+    def get_many(self, refs: Iterable[str]) -> Flow[dict[str, Any]]:
+        refs = list(refs)
+        found: dict[str, Any] = {}
+        wanted = []
+        for ref in refs:
+            value = self.cache.lookup(ref)
+            if value is MISS:
+                wanted.append(ref)
+            else:
+                found[ref] = value
+        if wanted:
+            token = self.cache.begin_read()
+            request = pb2.GetVariablesRequest(session_id=self.session_id, names_or_ids=wanted)
+            response: pb2.GetVariablesResponse = yield Rpc("GetVariables", request, True)
+            if response.missing:
+                raise VariableNotFoundError.for_ref(", ".join(response.missing))
+            infos = [self.absorb(var, token) for var in response.variables]
+            by_key = {key: info for info in infos for key in (info.id, info.name)}
+            for ref in wanted:
+                if ref not in by_key:
+                    raise VariableNotFoundError.for_ref(ref)
+                found[ref] = by_key[ref].value
+        return {ref: found[ref] for ref in refs}
+
+    def contains(self, ref: str) -> Flow[bool]:
+        if ref in self.cache:
+            return True
+        try:
+            yield from self.fetch(ref)
+        except VariableNotFoundError:
+            return False
+        return True
+
+    def list(self, pattern: str | None) -> Flow[list[dict[str, Any]]]:
+        token = self.cache.begin_read()
+        request = pb2.ListVariablesRequest(session_id=self.session_id, pattern=pattern or "")
+        response: pb2.ListVariablesResponse = yield Rpc("ListVariables", request, True)
+        return [self.absorb(var, token).as_dict() for var in response.variables]
+
+    def definition(self, ref: str) -> Flow[tuple[Definition, bool]]:
+        """The definition of ``ref`` and whether it came from memory (and so may be stale by name)."""
+        known = self.definitions.resolve(ref)
+        if known is not None:
+            return known, True
+        info = yield from self.fetch(ref)
+        return info.definition, False
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        var_type: VariableType | str,
+        value: Any,
+        constraints: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        description: str | None = None,
+    ) -> Flow[tuple[VariableInfo, bool]]:
+        """RegisterVariable: (the variable, whether it was created). Idempotent, so retried."""
+        validate_name(name)
+        vtype = VariableType.parse(var_type)
+        checked = validate_constraints(vtype, constraints)
+        normalized = normalize_value(vtype, value, checked)
+        validate_metadata(dict(metadata or {}))
+        request = pb2.RegisterVariableRequest(
+            session_id=self.session_id,
+            name=name,
+            type=vtype.to_proto(),  # type: ignore[arg-type]  # the proto enum is an int
+            value=value_to_proto(vtype, normalized, checked),
+            constraints=constraints_to_proto(checked),
+            metadata=dict(metadata or {}),
+            description=description or "",
+        )
+        token = self.cache.begin_read()
+        response: pb2.RegisterVariableResponse = yield Rpc("RegisterVariable", request, True)
+        return self.absorb(response.variable, token), response.created
+
+    def set(
+        self, ref: str, value: Any, expected_version: int | None = None, *, retry: bool | None = None
+    ) -> Flow[int]:
+        """SetVariable after a local check; returns the new version.
+
+        The request names the variable by id, so a name re-registered elsewhere is never written with a
+        stale definition: the id is then gone, and we look the name up again once.
+        """
+        if retry is None:
+            retry = expected_version is not None  # compare-and-set cannot apply twice
+        for attempt in (1, 2):
+            definition, from_memory = yield from self.definition(ref)
+            normalized, proto_value = self._encode(definition, value)
+            request = pb2.SetVariableRequest(
+                session_id=self.session_id, name_or_id=definition.id, value=proto_value
+            )
+            if expected_version is not None:
+                request.expected_version = expected_version
+            token = self.cache.begin_read()
+            try:
+                response: pb2.SetVariableResponse = yield Rpc("SetVariable", request, retry)
+            except VariableNotFoundError:
+                self.cache.invalidate(definition.id, definition.name)
+                self.definitions.forget(definition.id, definition.name)
+                if from_memory and ref != definition.id and attempt == 1:
+                    continue
+                raise VariableNotFoundError.for_ref(ref) from None
+            except BaseException:
+                self.cache.invalidate(definition.id, definition.name)  # outcome unknown
+                raise
+            self.note_revision(response.revision)
+            self.cache.write_through(token, definition.id, definition.name, response.version, normalized)
+            return response.version
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def set_item(self, name: str, value: Any) -> Flow[None]:
+        """``ctx[name] = value``: update, or register with an inferred type when the name is new."""
+        if self.definitions.resolve(name) is None:
+            try:
+                yield from self.fetch(name)
+            except VariableNotFoundError:
+                try:
+                    info, created = yield from self.register(name, infer_type(value), value)
+                except AlreadyExistsError:
+                    created = False  # registered concurrently with another definition: update it
+                else:
+                    if created or info.value == value:
+                        return
+        yield from self.set(name, value)
+
+    def update(self, ref: str, fn: Callable[[Any], Any], max_attempts: int) -> Flow[Any]:
+        """Read, apply ``fn``, compare-and-set; on a version conflict read again and retry.
+
+        The compare-and-set itself is not retried on UNAVAILABLE: had the first attempt landed, the retry
+        would conflict and ``fn`` would be applied twice. The caller sees BridgeUnavailableError instead.
+        """
+        attempt = 0
+        snapshot = self.cache.peek(ref)
+        while True:
+            attempt += 1
+            if snapshot is None:
+                info = yield from self.fetch(ref)
+                current, version = info.value, info.version
+            else:
+                current, version = snapshot
+            new_value = fn(current)
+            try:
+                yield from self.set(ref, new_value, expected_version=version, retry=False)
+            except VersionConflictError:
+                if attempt >= max_attempts:
+                    raise
+                snapshot = None
+                yield _conflict_pause(attempt)
+                continue
+            return new_value
+
+    def set_many(self, updates: Mapping[str, Any], atomic: bool) -> Flow[dict[str, bool | str]]:
+        """SetVariables: ``{ref: True | "error message"}``; atomic raises and changes nothing."""
+        refs = list(updates)
+        unknown = [ref for ref in refs if self.definitions.resolve(ref) is None]
+        if unknown:
+            token = self.cache.begin_read()
+            request = pb2.GetVariablesRequest(session_id=self.session_id, names_or_ids=unknown)
+            found: pb2.GetVariablesResponse = yield Rpc("GetVariables", request, True)
+            for var in found.variables:
+                self.absorb(var, token)
+        results: dict[str, bool | str] = {}
+        sent: list[tuple[str, Definition, Any]] = []
+        batch = pb2.SetVariablesRequest(session_id=self.session_id, atomic=atomic)
+        for ref in refs:
+            try:
+                definition = self.definitions.resolve(ref)
+                if definition is None:
+                    raise VariableNotFoundError.for_ref(ref)
+                normalized, proto_value = self._encode(definition, updates[ref])
+            except (ValidationError, VariableNotFoundError) as exc:
+                if atomic:
+                    raise
+                results[ref] = str(exc)
+                continue
+            batch.updates.add(name_or_id=definition.id, value=proto_value)
+            sent.append((ref, definition, normalized))
+        if sent:
+            token = self.cache.begin_read()
+            try:
+                response: pb2.SetVariablesResponse = yield Rpc("SetVariables", batch, False)
+            except BaseException:
+                for _, definition, _ in sent:
+                    self.cache.invalidate(definition.id, definition.name)
+                raise
+            self.note_revision(response.revision)
+            for (ref, definition, normalized), result in zip(sent, response.results, strict=True):
+                if result.ok:
+                    results[ref] = True
+                    self.cache.write_through(
+                        token, definition.id, definition.name, result.version, normalized
+                    )
+                else:
+                    results[ref] = result.error.message or result.error.code or "update failed"
+                    self.cache.invalidate(definition.id, definition.name)
+        return {ref: results[ref] for ref in refs}
+
+    def delete(self, ref: str) -> Flow[None]:
+        """DeleteVariable; by id when the id is known, and then retried (a second delete of one id
+        cannot remove anything else)."""
+        known = self.definitions.resolve(ref)
+        target = known.id if known is not None else ref
+        request = pb2.DeleteVariableRequest(session_id=self.session_id, name_or_id=target)
+        try:
+            response: pb2.DeleteVariableResponse = yield Rpc("DeleteVariable", request, known is not None)
+        except VariableNotFoundError:
+            if known is not None:
+                self.cache.invalidate(known.id, known.name)
+                self.definitions.forget(known.id, known.name)
+            raise VariableNotFoundError.for_ref(ref) from None
+        var_id = response.id or target
+        name = known.name if known is not None else ref
+        self.cache.invalidate(var_id, name)
+        self.definitions.forget(var_id, name)
+        self.note_revision(response.revision)
+
+    # --- sessions --------------------------------------------------------------------------------
+
+    def create_session(self, ttl: float | None, metadata: Mapping[str, str] | None) -> Flow[str]:
+        """CreateSession (idempotent, so retried); returns the session id (the server's, if none)."""
+        request = pb2.CreateSessionRequest(
+            session_id=self.session_id, ttl_seconds=int(ttl or 0), metadata=dict(metadata or {})
+        )
+        response: pb2.CreateSessionResponse = yield Rpc("CreateSession", request, True)
+        self.session_id = response.session.session_id or self.session_id
+        self.note_revision(response.session.revision)
+        return self.session_id
+
+    # --- the watch stream ------------------------------------------------------------------------
+
+    def on_stream_lost(self) -> None:
+        self.cache.stop_serving()
+
+    def on_watch_event(self, event: pb2.WatchEvent, expected_revision: int) -> None:
+        """Apply one event to the cache and the definitions. ``expected_revision`` is the revision the
+        event should carry if none was missed."""
+        kind = event.kind
+        if kind == pb2.EVENT_KIND_CAUGHT_UP:
+            self.note_revision(event.revision)
+            self.cache.start_serving()
+            return
+        if kind in (pb2.EVENT_KIND_HISTORY_GONE, pb2.EVENT_KIND_SESSION_DELETED):
+            logger.info("session %s: %s; cache cleared", self.session_id, pb2.EventKind.Name(kind))
+            self.definitions.forget_names()
+            self.cache.clear()
+            if kind == pb2.EVENT_KIND_SESSION_DELETED:
+                self.cache.stop_serving()
+            self.note_revision(event.revision)
+            return
+        if event.revision != expected_revision:
+            logger.warning(
+                "session %s: revision gap (expected %d, got %d); cache cleared",
+                self.session_id,
+                expected_revision,
+                event.revision,
+            )
+            self.definitions.forget_names()
+            self.cache.clear()
+        for change in event.changes:
+            self._apply_change(kind, change)
+        self.note_revision(event.revision)
+
+    def _apply_change(self, kind: int, change: pb2.VariableChange) -> None:
+        if kind == pb2.EVENT_KIND_DELETED:
+            self.definitions.forget(change.id, change.name)
+            self.cache.invalidate(change.id, change.name)
+            return
+        if kind == pb2.EVENT_KIND_REGISTERED:
+            known = self.definitions.resolve(change.name)
+            if known is not None and known.id != change.id:
+                self.definitions.forget(known.id, known.name)
+        try:
+            value = decode_change_value(change.value)
+        except BridgeError:
+            logger.exception("session %s: undecodable value in event for %s", self.session_id, change.name)
+            self.cache.invalidate(change.id, change.name)
+            return
+        has_value = value is not MISSING
+        self.cache.apply_change(change.id, change.name, change.version, value, has_value)

@@ -1,0 +1,120 @@
+"""Pythonic views of a session: ``ctx.v.name``, ``ctx.variable("name")`` and ``ctx.batch_updates()``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from unified_bridge._async_session import AsyncSessionContext
+    from unified_bridge._session import SessionContext
+
+__all__ = ["AsyncVariableProxy", "BatchUpdater", "VariableNamespace", "VariableProxy"]
+
+
+class VariableNamespace:
+    """Attribute access to variables: ``ctx.v.lr`` reads, ``ctx.v.lr = 0.1`` writes (registering new
+    names with an inferred type), ``del ctx.v.lr`` deletes."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx: SessionContext) -> None:
+        object.__setattr__(self, "_ctx", ctx)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return self._ctx[name]
+        except KeyError as exc:
+            raise AttributeError(str(exc)) from exc
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._ctx[name] = value
+
+    def __delattr__(self, name: str) -> None:
+        del self._ctx[name]
+
+    def __dir__(self) -> list[str]:
+        return [v["name"] for v in self._ctx.list_variables()]
+
+
+class VariableProxy:
+    """A handle on one variable, for repeated access: ``var.value``, ``var.value = 3``,
+    ``var.update(lambda v: v + 1)``."""
+
+    __slots__ = ("_ctx", "name")
+
+    def __init__(self, ctx: SessionContext, name: str) -> None:
+        self._ctx = ctx
+        self.name = name
+
+    @property
+    def value(self) -> Any:
+        return self._ctx.get_variable(self.name)
+
+    @value.setter
+    def value(self, new_value: Any) -> None:
+        self._ctx.update_variable(self.name, new_value)
+
+    def update(self, fn: Callable[[Any], Any]) -> Any:
+        return self._ctx.update(self.name, fn)
+
+    def info(self) -> dict[str, Any]:
+        return self._ctx.get_variable_info(self.name)
+
+    def __repr__(self) -> str:
+        return f"VariableProxy({self.name!r})"
+
+
+class AsyncVariableProxy:
+    """The asyncio twin of :class:`VariableProxy`: ``await var.get()``, ``await var.set(3)``."""
+
+    __slots__ = ("_ctx", "name")
+
+    def __init__(self, ctx: AsyncSessionContext, name: str) -> None:
+        self._ctx = ctx
+        self.name = name
+
+    async def get(self) -> Any:
+        return await self._ctx.get_variable(self.name)
+
+    async def set(self, new_value: Any) -> None:
+        await self._ctx.update_variable(self.name, new_value)
+
+    async def update(self, fn: Callable[[Any], Any]) -> Any:
+        return await self._ctx.update(self.name, fn)
+
+    async def info(self) -> dict[str, Any]:
+        return await self._ctx.get_variable_info(self.name)
+
+    def __repr__(self) -> str:
+        return f"AsyncVariableProxy({self.name!r})"
+
+
+class BatchUpdater:
+    """Collects writes inside ``with ctx.batch_updates() as batch:``; the context commits them once
+    when the block ends without an exception, and ``results`` then holds ``{name: True | message}``."""
+
+    def __init__(self, read: Callable[[str], Any]) -> None:
+        self._read = read
+        self.pending: dict[str, Any] = {}
+        self.results: dict[str, bool | str] | None = None
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.pending[name] = value
+
+    def __getitem__(self, name: str) -> Any:
+        """A pending value if the block wrote one, else the variable's current value (sync only)."""
+        if name in self.pending:
+            return self.pending[name]
+        return self._read(name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.pending
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.pending)
+
+    def __len__(self) -> int:
+        return len(self.pending)

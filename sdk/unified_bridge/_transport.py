@@ -1,0 +1,171 @@
+"""Channels: one round-robin channel for unary calls, one channel per frontend for watch streams.
+
+Unary calls go through a single channel whose ``round_robin`` load-balancing policy spreads them over
+every frontend and skips the ones that are down. A watch stream is long-lived, so it is pinned to one
+frontend on purpose (its own channel); when that stream is lost, the follower moves to the next
+frontend in the list.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from unified_bridge.errors import ValidationError
+from unified_bridge.proto import unified_bridge_pb2_grpc as pb2_grpc
+
+__all__ = ["AsyncTransport", "SyncTransport", "parse_targets", "round_robin_target"]
+
+_LB_OPTIONS: list[tuple[str, Any]] = [("grpc.lb_policy_name", "round_robin")]
+
+
+def parse_targets(target: str | Sequence[str]) -> list[str]:
+    """``"h1:50051,h2:50051"`` or ``["h1:50051", "h2:50051"]`` -> ``["h1:50051", "h2:50051"]``."""
+    parts = target.split(",") if isinstance(target, str) else list(target)
+    targets = [p.strip() for p in parts if p.strip()]
+    if not targets:
+        raise ValidationError("No target given: expected 'host:port' or 'h1:port,h2:port'")
+    for t in targets:
+        host, sep, port = t.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValidationError(f"Bad target {t!r}: expected 'host:port'")
+    return targets
+
+
+def _split(target: str) -> tuple[str, int]:
+    host, _, port = target.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    """IP addresses of ``host`` (a literal passes through); resolved once, when the client connects."""
+    try:
+        ipaddress.ip_address(host)
+        return [host]
+    except ValueError:
+        pass
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    v4 = [str(info[4][0]) for info in infos if info[0] == socket.AF_INET]
+    return list(dict.fromkeys(v4 or [str(info[4][0]) for info in infos]))
+
+
+def round_robin_target(targets: Sequence[str]) -> str:
+    """One gRPC target naming every frontend, e.g. ``ipv4:10.0.0.1:50051,10.0.0.2:50051``.
+
+    A single ``host:port`` is passed as is (grpc's DNS resolver balances over its addresses).
+    """
+    if len(targets) == 1:
+        return targets[0]
+    addresses: list[str] = []
+    for target in targets:
+        host, port = _split(target)
+        addresses.extend(f"{ip}:{port}" if ":" not in ip else f"[{ip}]:{port}" for ip in _resolve(host, port))
+    if all(a.startswith("[") for a in addresses):
+        return "ipv6:" + ",".join(addresses)
+    v4 = [a for a in addresses if not a.startswith("[")]
+    return "ipv4:" + ",".join(v4)
+
+
+class SyncTransport:
+    """The channels of a sync client (or a borrowed stub or channel, which are never closed here)."""
+
+    def __init__(
+        self,
+        targets: Sequence[str] = (),
+        *,
+        options: Sequence[tuple[str, Any]] = (),
+        credentials: grpc.ChannelCredentials | None = None,
+        stub: Any = None,
+        channel: grpc.Channel | None = None,
+    ) -> None:
+        self._options = list(options)
+        self._credentials = credentials
+        self._owned: list[grpc.Channel] = []
+        self._watch: dict[int, Any] = {}
+        if stub is not None or channel is not None:
+            self.stub = stub if stub is not None else pb2_grpc.UnifiedBridgeStub(channel)  # type: ignore[arg-type]
+            self.targets = ["(given channel)"]
+            return
+        self.targets = list(targets)
+        self.stub = pb2_grpc.UnifiedBridgeStub(self._open(round_robin_target(self.targets), _LB_OPTIONS))
+
+    def _open(self, target: str, extra: list[tuple[str, Any]]) -> grpc.Channel:
+        options = [*extra, *self._options]
+        if self._credentials is not None:
+            channel = grpc.secure_channel(target, self._credentials, options=options)
+        else:
+            channel = grpc.insecure_channel(target, options=options)
+        self._owned.append(channel)
+        return channel
+
+    @property
+    def watch_target_names(self) -> list[str]:
+        return self.targets
+
+    def watch_stub(self, index: int) -> Any:
+        if len(self.targets) == 1:
+            return self.stub
+        if index not in self._watch:
+            self._watch[index] = pb2_grpc.UnifiedBridgeStub(self._open(self.targets[index], []))
+        return self._watch[index]
+
+    def close(self) -> None:
+        for channel in self._owned:
+            channel.close()
+        self._owned.clear()
+        self._watch.clear()
+
+
+class AsyncTransport:
+    """The ``grpc.aio`` channels of an async client (or a borrowed stub or channel)."""
+
+    def __init__(
+        self,
+        targets: Sequence[str] = (),
+        *,
+        options: Sequence[tuple[str, Any]] = (),
+        credentials: grpc.ChannelCredentials | None = None,
+        stub: Any = None,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        self._options = list(options)
+        self._credentials = credentials
+        self._owned: list[grpc.aio.Channel] = []
+        self._watch: dict[int, Any] = {}
+        if stub is not None or channel is not None:
+            self.stub = stub if stub is not None else pb2_grpc.UnifiedBridgeStub(channel)  # type: ignore[arg-type]
+            self.targets = ["(given channel)"]
+            return
+        self.targets = list(targets)
+        self.stub = pb2_grpc.UnifiedBridgeStub(self._open(round_robin_target(self.targets), _LB_OPTIONS))
+
+    def _open(self, target: str, extra: list[tuple[str, Any]]) -> grpc.aio.Channel:
+        options = [*extra, *self._options]
+        if self._credentials is not None:
+            channel = grpc.aio.secure_channel(target, self._credentials, options=options)
+        else:
+            channel = grpc.aio.insecure_channel(target, options=options)
+        self._owned.append(channel)
+        return channel
+
+    @property
+    def watch_target_names(self) -> list[str]:
+        return self.targets
+
+    def watch_stub(self, index: int) -> Any:
+        if len(self.targets) == 1:
+            return self.stub
+        if index not in self._watch:
+            self._watch[index] = pb2_grpc.UnifiedBridgeStub(self._open(self.targets[index], []))
+        return self._watch[index]
+
+    async def close(self) -> None:
+        for channel in self._owned:
+            await channel.close(None)
+        self._owned.clear()
+        self._watch.clear()

@@ -1,0 +1,328 @@
+"""Following a session's change stream: the cache's background follower and ``ctx.watch()``.
+
+The decisions live in :class:`WatchCursor` (where to resume, whether a revision was skipped, how long
+to back off, which frontend to try next); :class:`ThreadFollower` (sync contexts) and
+:class:`TaskFollower` (asyncio contexts) only move bytes, and so do :func:`iter_changes` and
+:func:`aiter_changes`, the iterators behind ``ctx.watch()``.
+
+A follower resumes from the last revision it saw, so the server replays what it missed; the cache is
+still emptied whenever a stream is lost (DESIGN invariant 6) and serves again once the new stream
+reports CAUGHT_UP. A lost stream moves to the next frontend of the client's list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import grpc
+
+from unified_bridge._calls import translate_error
+from unified_bridge._core import SessionCore
+from unified_bridge._models import ChangeEvent, decode_event
+from unified_bridge.errors import BridgeError, SessionNotFoundError
+from unified_bridge.proto import unified_bridge_pb2 as pb2
+
+__all__ = ["StreamBackoff", "TaskFollower", "ThreadFollower", "WatchCursor", "aiter_changes", "iter_changes"]
+
+logger = logging.getLogger("unified_bridge")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamBackoff:
+    """Capped exponential backoff (with jitter) between reconnections of a watch stream."""
+
+    initial: float = 0.02
+    maximum: float = 2.0
+    multiplier: float = 2.0
+
+    def delay(self, failures: int) -> float:
+        cap = min(self.maximum, self.initial * self.multiplier ** max(failures - 1, 0))
+        return random.uniform(cap / 2, cap)
+
+
+class WatchTargets(Protocol):
+    """Where watch streams may go: one stub per frontend."""
+
+    @property
+    def watch_target_names(self) -> list[str]: ...
+
+    def watch_stub(self, index: int) -> Any: ...
+
+
+class WatchCursor:
+    """Position in a session's change stream, and the bookkeeping of reconnections."""
+
+    def __init__(self, session_id: str, revision: int | None, targets: int, backoff: StreamBackoff) -> None:
+        self.session_id = session_id
+        self.revision = revision  # None: start at the current revision (from_now)
+        self.caught_up = False
+        self.failures = 0
+        self.target = random.randrange(targets) if targets > 1 else 0
+        self._targets = targets
+        self._backoff = backoff
+
+    def request(self) -> pb2.WatchSessionRequest:
+        self.caught_up = False
+        if self.revision is None:
+            return pb2.WatchSessionRequest(session_id=self.session_id, from_now=True)
+        return pb2.WatchSessionRequest(session_id=self.session_id, from_revision=self.revision)
+
+    def expected_revision(self, event: pb2.WatchEvent) -> int:
+        """The revision ``event`` must carry if nothing was skipped (its own when we cannot know)."""
+        return event.revision if self.revision is None else self.revision + 1
+
+    def is_duplicate(self, event: pb2.WatchEvent) -> bool:
+        change = event.kind not in (pb2.EVENT_KIND_CAUGHT_UP, pb2.EVENT_KIND_HISTORY_GONE)
+        return change and self.revision is not None and event.revision <= self.revision
+
+    def advance(self, event: pb2.WatchEvent) -> None:
+        if event.kind == pb2.EVENT_KIND_CAUGHT_UP:
+            self.caught_up = True
+            self.failures = 0
+        if (
+            event.kind == pb2.EVENT_KIND_HISTORY_GONE
+            or self.revision is None
+            or event.revision > self.revision
+        ):
+            self.revision = event.revision
+
+    def lost(self, error: BridgeError | None) -> float | None:
+        """The stream failed (or ended): seconds to wait before reconnecting, None to give up."""
+        if isinstance(error, SessionNotFoundError):
+            return None
+        self.failures += 1
+        self.target = (self.target + 1) % self._targets
+        return self._backoff.delay(self.failures)
+
+
+def _error_of(exc: BaseException) -> BridgeError | None:
+    return translate_error(exc) if isinstance(exc, grpc.RpcError) else None
+
+
+class _FollowerBase:
+    def __init__(self, core: SessionCore, targets: WatchTargets, backoff: StreamBackoff) -> None:
+        self._core = core
+        self._targets = targets
+        self.cursor = WatchCursor(core.session_id, None, len(targets.watch_target_names), backoff)
+        self.reconnects = 0
+
+    @property
+    def target(self) -> str:
+        """The frontend the current stream goes to."""
+        return self._targets.watch_target_names[self.cursor.target]
+
+    def _handle(self, event: pb2.WatchEvent) -> bool:
+        """Apply one event; False when the stream must end (the session is gone)."""
+        if self.cursor.is_duplicate(event):
+            return True
+        self._core.on_watch_event(event, self.cursor.expected_revision(event))
+        self.cursor.advance(event)
+        return event.kind != pb2.EVENT_KIND_SESSION_DELETED
+
+    def _lost(self, exc: BaseException | None) -> float | None:
+        self._core.on_stream_lost()
+        self.reconnects += 1
+        error = _error_of(exc) if exc is not None else None
+        delay = self.cursor.lost(error)
+        logger.info(
+            "session %s: watch stream lost (%s); %s",
+            self._core.session_id,
+            error or "ended",
+            "giving up" if delay is None else f"reconnecting to {self.target} in {delay:.3f}s",
+        )
+        return delay
+
+
+class ThreadFollower(_FollowerBase):
+    """Follows the stream on a daemon thread (sync contexts)."""
+
+    def __init__(self, core: SessionCore, targets: WatchTargets, backoff: StreamBackoff) -> None:
+        super().__init__(core, targets, backoff)
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._call: Any = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"ub-watch-{core.session_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the stream is caught up (the cache serves); False on timeout."""
+        return self._ready.wait(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            failure: BaseException | None = None
+            try:
+                stub = self._targets.watch_stub(self.cursor.target)
+                with self._lock:
+                    if self._stop.is_set():
+                        return
+                    self._call = stub.WatchSession(self.cursor.request())
+                for event in self._call:
+                    if not self._handle(event):
+                        self._core.on_stream_lost()
+                        return
+                    if self.cursor.caught_up:
+                        self._ready.set()
+            except grpc.RpcError as exc:
+                failure = exc
+            except Exception as exc:
+                logger.exception("session %s: watch follower error", self._core.session_id)
+                failure = exc
+            self._ready.clear()
+            if self._stop.is_set():
+                return
+            delay = self._lost(failure)
+            if delay is None:
+                return
+            self._stop.wait(delay)
+
+    def stop(self) -> None:
+        """Stop following and wait for the thread; the cache stops serving."""
+        with self._lock:
+            self._stop.set()
+            if self._call is not None:
+                self._call.cancel()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+        self._core.on_stream_lost()
+
+
+class TaskFollower(_FollowerBase):
+    """Follows the stream in an asyncio task (async contexts)."""
+
+    def __init__(self, core: SessionCore, targets: WatchTargets, backoff: StreamBackoff) -> None:
+        super().__init__(core, targets, backoff)
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"ub-watch-{self._core.session_id}"
+        )
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    async def _run(self) -> None:
+        while True:
+            failure: BaseException | None = None
+            call = None
+            try:
+                call = self._targets.watch_stub(self.cursor.target).WatchSession(self.cursor.request())
+                async for event in call:
+                    if not self._handle(event):
+                        self._core.on_stream_lost()
+                        return
+                    if self.cursor.caught_up:
+                        self._ready.set()
+            except grpc.RpcError as exc:
+                failure = exc
+            except asyncio.CancelledError:
+                if call is not None:
+                    call.cancel()
+                raise
+            except Exception as exc:
+                logger.exception("session %s: watch follower error", self._core.session_id)
+                failure = exc
+            self._ready.clear()
+            delay = self._lost(failure)
+            if delay is None:
+                return
+            await asyncio.sleep(delay)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._core.on_stream_lost()
+
+
+# --- ctx.watch() ---------------------------------------------------------------------------------
+
+
+def _user_event(event: pb2.WatchEvent, names: Collection[str] | None) -> ChangeEvent | None:
+    """The event to hand to a watch() caller, or None (caught-up markers, other variables)."""
+    if event.kind == pb2.EVENT_KIND_CAUGHT_UP:
+        return None
+    decoded = decode_event(event)
+    if names is None or not decoded.changes:
+        return decoded
+    changes = tuple(c for c in decoded.changes if c.name in names or c.id in names)
+    if not changes:
+        return None
+    return ChangeEvent(decoded.kind, decoded.revision, changes, decoded.time)
+
+
+def iter_changes(
+    stub_for: Callable[[int], Any], cursor: WatchCursor, names: Collection[str] | None
+) -> Iterator[ChangeEvent]:
+    """Change events from ``cursor`` on, across reconnections, until the session is deleted."""
+    while True:
+        call = None
+        failure: BaseException | None = None
+        try:
+            call = stub_for(cursor.target).WatchSession(cursor.request())
+            for event in call:
+                if cursor.is_duplicate(event):
+                    continue
+                cursor.advance(event)
+                user_event = _user_event(event, names)
+                if user_event is not None:
+                    yield user_event
+                if event.kind == pb2.EVENT_KIND_SESSION_DELETED:
+                    return
+        except grpc.RpcError as exc:
+            failure = exc
+        finally:
+            if call is not None:
+                call.cancel()
+        error = _error_of(failure) if failure is not None else None
+        delay = cursor.lost(error)
+        if delay is None:
+            assert error is not None
+            raise error from failure
+        time.sleep(delay)
+
+
+async def aiter_changes(
+    stub_for: Callable[[int], Any], cursor: WatchCursor, names: Collection[str] | None
+) -> AsyncIterator[ChangeEvent]:
+    """The asyncio twin of :func:`iter_changes`."""
+    while True:
+        call = None
+        failure: BaseException | None = None
+        try:
+            call = stub_for(cursor.target).WatchSession(cursor.request())
+            async for event in call:
+                if cursor.is_duplicate(event):
+                    continue
+                cursor.advance(event)
+                user_event = _user_event(event, names)
+                if user_event is not None:
+                    yield user_event
+                if event.kind == pb2.EVENT_KIND_SESSION_DELETED:
+                    return
+        except grpc.RpcError as exc:
+            failure = exc
+        finally:
+            if call is not None:
+                call.cancel()
+        error = _error_of(failure) if failure is not None else None
+        delay = cursor.lost(error)
+        if delay is None:
+            assert error is not None
+            raise error from failure
+        await asyncio.sleep(delay)

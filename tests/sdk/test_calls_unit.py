@@ -1,0 +1,134 @@
+"""The gRPC chokepoint: error translation, retries only when asked, deadlines, flows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+
+from unified_bridge import (
+    AlreadyExistsError,
+    BridgeError,
+    BridgeUnavailableError,
+    RetryPolicy,
+    SessionNotFoundError,
+    ValidationError,
+    VariableNotFoundError,
+    VersionConflictError,
+)
+from unified_bridge._calls import Pause, Rpc, call_unary, call_unary_async, run_flow, translate_error
+
+
+class FakeRpcError(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode, details: str = "") -> None:
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+class Flaky:
+    """Fails with `code` `failures` times, then answers."""
+
+    def __init__(self, failures: int, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE) -> None:
+        self.failures, self.code, self.calls = failures, code, 0
+        self.timeouts: list[float] = []
+
+    def __call__(self, request: Any, timeout: float) -> str:
+        self.calls += 1
+        self.timeouts.append(timeout)
+        if self.calls <= self.failures:
+            raise FakeRpcError(self.code, "frontend down")
+        return f"reply to {request}"
+
+
+FAST = RetryPolicy(max_attempts=4, initial_backoff=0.0001, max_backoff=0.0002)
+
+
+@pytest.mark.parametrize(
+    ("code", "details", "expected"),
+    [
+        (grpc.StatusCode.INVALID_ARGUMENT, "value 1.5 is above maximum 1.0", ValidationError),
+        (grpc.StatusCode.NOT_FOUND, "Variable not found: x", VariableNotFoundError),
+        (grpc.StatusCode.NOT_FOUND, "Session not found: s", SessionNotFoundError),
+        (grpc.StatusCode.ALREADY_EXISTS, "taken", AlreadyExistsError),
+        (grpc.StatusCode.FAILED_PRECONDITION, "version 3, expected 2", VersionConflictError),
+        (grpc.StatusCode.UNAVAILABLE, "connection refused", BridgeUnavailableError),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, "", BridgeUnavailableError),
+        (grpc.StatusCode.INTERNAL, "bug", BridgeError),
+    ],
+)
+def test_translate_error(code: grpc.StatusCode, details: str, expected: type[BridgeError]) -> None:
+    error = translate_error(FakeRpcError(code, details))
+    assert type(error) is expected
+    assert error.grpc_status is code  # type: ignore[attr-defined]
+    if details:
+        assert details in str(error)
+
+
+def test_no_retry_unless_asked() -> None:
+    method = Flaky(failures=1)
+    with pytest.raises(BridgeUnavailableError) as exc_info:
+        call_unary(method, "req", policy=FAST)
+    assert method.calls == 1
+    assert isinstance(exc_info.value.__cause__, grpc.RpcError)
+
+
+def test_retry_on_unavailable_when_asked() -> None:
+    method = Flaky(failures=2)
+    assert call_unary(method, "req", retry=True, policy=FAST) == "reply to req"
+    assert method.calls == 3
+    assert method.timeouts[1] <= method.timeouts[0]  # one deadline for all attempts
+
+
+def test_retry_gives_up_after_max_attempts() -> None:
+    method = Flaky(failures=10)
+    with pytest.raises(BridgeUnavailableError):
+        call_unary(method, "req", retry=True, policy=FAST)
+    assert method.calls == FAST.max_attempts
+
+
+def test_other_codes_are_never_retried() -> None:
+    method = Flaky(failures=1, code=grpc.StatusCode.FAILED_PRECONDITION)
+    with pytest.raises(VersionConflictError):
+        call_unary(method, "req", retry=True, policy=FAST)
+    assert method.calls == 1
+
+
+async def test_async_retry() -> None:
+    inner = Flaky(failures=1)
+
+    async def method(request: Any, timeout: float) -> str:
+        return inner(request, timeout)
+
+    assert await call_unary_async(method, "req", retry=True, policy=FAST) == "reply to req"
+    assert inner.calls == 2
+
+
+def test_backoff_is_capped() -> None:
+    policy = RetryPolicy(initial_backoff=0.1, max_backoff=0.5)
+    assert all(0.05 <= policy.backoff(n) <= 0.5 for n in range(1, 20))
+    with pytest.raises(AttributeError):
+        policy.max_attempts = 2  # type: ignore[misc]
+
+
+def test_run_flow_sends_replies_and_throws_errors() -> None:
+    def flow() -> Any:
+        first = yield Rpc("A", 1)
+        yield Pause(0)
+        try:
+            yield Rpc("B", 2)
+        except ValidationError as exc:
+            return (first, str(exc))
+        return None
+
+    def invoke(step: Rpc) -> Any:
+        if step.method == "B":
+            raise ValidationError("bad")
+        return step.request * 10
+
+    assert run_flow(flow(), invoke) == (10, "bad")
