@@ -8,11 +8,11 @@ from __future__ import annotations
 import enum
 import math
 import operator
-import re
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
+from unified_bridge._patterns import PatternTooSlowError, pattern_matches
 from unified_bridge.errors import ValidationError
 from unified_bridge.proto import unified_bridge_pb2 as pb2
 
@@ -129,6 +129,7 @@ MESSAGES: Final[Mapping[str, str]] = MappingProxyType(
         "min_length_above_max_length": "constraint 'min_length' ({min_length}) is above "
         "'max_length' ({max_length})",
         "bad_pattern": "constraint 'pattern' is not a valid regular expression: {error}",
+        "pattern_too_slow": "pattern {pattern} took too long to match this value; simplify the pattern",
         # Names, ids, metadata, lookups
         "name_not_str": "variable name must be a string, got {kind}",
         "name_empty": "variable name is empty",
@@ -280,8 +281,13 @@ def _normalize_string(value: object, constraints: Mapping[str, Any]) -> str:
         raise invalid("too_short", min_length=min_length, length=length)
     if (max_length := constraints.get("max_length")) is not None and length > max_length:
         raise invalid("too_long", max_length=max_length, length=length)
-    if (pattern := constraints.get("pattern")) is not None and re.search(pattern, text) is None:
-        raise invalid("pattern", pattern=pattern)
+    if (pattern := constraints.get("pattern")) is not None:
+        try:
+            matched = pattern_matches(pattern, text)
+        except PatternTooSlowError:
+            raise invalid("pattern_too_slow", pattern=pattern) from None
+        if not matched:
+            raise invalid("pattern", pattern=pattern)
     if (options := constraints.get("enum")) is not None and text not in options:
         raise invalid("not_in_enum", options=", ".join(options))
     return text

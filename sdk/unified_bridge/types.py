@@ -32,6 +32,7 @@ from unified_bridge._codec import (
     value_from_proto,
     value_to_proto,
 )
+from unified_bridge._patterns import check_pattern_syntax
 from unified_bridge._validators import (
     MESSAGES,
     Constraints,
@@ -207,8 +208,8 @@ def _check_pattern(key: str, value: object) -> str:
     if not isinstance(value, str):
         raise invalid("bad_constraint", key=key, problem="must be a string", value=shown(value))
     try:
-        re.compile(value)
-    except re.error as exc:
+        check_pattern_syntax(value)
+    except ValueError as exc:
         raise invalid("bad_pattern", error=exc) from None
     return value
 

@@ -655,3 +655,25 @@ def test_the_fuzzed_session_still_holds_valid_values(fuzz):
     assert -10 <= by_name["i"].value.integer_value <= 10
     assert by_name["s"].value.string_value.startswith("a")
     assert by_name["c"].value.choice_value == "a"
+
+
+def test_a_pathological_pattern_is_refused_instead_of_freezing_the_frontend(stub, session_id):
+    create_session(stub, session_id)
+    catastrophic = "^(a|a)*$"  # exponential backtracking on "aaa...b"
+    register(
+        stub,
+        session_id,
+        "s",
+        pb.VARIABLE_TYPE_STRING,
+        pb.Value(string_value="aaa"),
+        pb.Constraints(pattern=catastrophic),
+    )
+    error = rpc_error(
+        stub.SetVariable,
+        pb.SetVariableRequest(
+            session_id=session_id, name_or_id="s", value=pb.Value(string_value="a" * 60 + "b")
+        ),
+    )
+    assert_status(error, grpc.StatusCode.INVALID_ARGUMENT, message("pattern_too_slow", pattern=catastrophic))
+    # The frontend is still answering, and the value did not change.
+    assert get(stub, session_id, "s").value.string_value == "aaa"
