@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
 import redis
 
-from tests.integration._helpers import EventReader
 from unified_bridge.proto import unified_bridge_pb2 as pb
 from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
 
 Stub = pb_grpc.UnifiedBridgeStub
 
 # How a test waits for something Redis does on its own clock (expiry): bounded polling, no timing asserts.
-POLL_ATTEMPTS = 400
-POLL_DELAY = 0.025
 
 
 def rpc_error(call: Callable[..., Any], request: Any) -> grpc.RpcError:
@@ -67,6 +65,14 @@ def set_value(
     )
 
 
+def register_int(stub: Stub, session_id: str, name: str, value: int = 0, **fields: Any) -> pb.Variable:
+    return register(stub, session_id, name, pb.VARIABLE_TYPE_INTEGER, pb.Value(integer_value=value), **fields)
+
+
+def set_int(stub: Stub, session_id: str, ref: str, value: int, **fields: Any) -> pb.SetVariableResponse:
+    return set_value(stub, session_id, ref, pb.Value(integer_value=value), **fields)
+
+
 def revision(stub: Stub, session_id: str) -> int:
     return stub.GetSession(pb.GetSessionRequest(session_id=session_id)).revision
 
@@ -76,16 +82,8 @@ def session_redis_keys(client: redis.Redis, session_id: str) -> list[bytes]:
     return list(client.scan_iter(match=f"ub:{{{session_id}}}:*", count=1000))
 
 
-def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    for _ in range(POLL_ATTEMPTS):
-        if predicate():
-            return
-        time.sleep(POLL_DELAY)
-    raise AssertionError(f"gave up waiting for {what}")
-
-
 class Watch:
-    """A WatchSession stream read one event at a time, each wait bounded (over `_helpers.EventReader`)."""
+    """A WatchSession stream read one event at a time, each wait bounded (over `EventReader`)."""
 
     def __init__(self, stub: Stub, session_id: str, **fields: Any) -> None:
         self._reader = EventReader(stub, session_id, **fields)
@@ -108,3 +106,45 @@ class Watch:
 
     def __exit__(self, *exc: object) -> None:
         self._reader.close()
+
+
+class EventReader:
+    """Reads a WatchSession stream on a thread, so a test can wait for events with a bound."""
+
+    def __init__(self, stub: Any, session_id: str, from_revision: int = 0, from_now: bool = False) -> None:
+        self.call = stub.WatchSession(
+            pb.WatchSessionRequest(session_id=session_id, from_revision=from_revision, from_now=from_now)
+        )
+        self._events: queue.Queue[pb.WatchEvent | BaseException | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        try:
+            for event in self.call:
+                self._events.put(event)
+            self._events.put(None)
+        except BaseException as exc:
+            self._events.put(exc)
+
+    def next(self, timeout: float = 10) -> pb.WatchEvent | None:
+        """The next event; None when the stream ended cleanly; raises what the stream raised."""
+        item = self._events.get(timeout=timeout)
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def until_caught_up(self) -> list[pb.WatchEvent]:
+        """Events before CAUGHT_UP (the replay), consuming CAUGHT_UP itself."""
+        replayed = []
+        while (event := self.next()) is not None and event.kind != pb.EVENT_KIND_CAUGHT_UP:
+            replayed.append(event)
+        return replayed
+
+    def __iter__(self) -> Iterator[pb.WatchEvent]:
+        while (event := self.next()) is not None:
+            yield event
+
+    def close(self) -> None:
+        self.call.cancel()
+        self._thread.join(timeout=10)

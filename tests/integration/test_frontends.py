@@ -8,7 +8,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bridge_server.health import SERVICE_NAME
 from tests.harness.redis_servers import wait_until
-from tests.integration._helpers import EventReader, create_session, register_int, set_int
+from tests.integration.helpers import EventReader, create_session, register_int, set_int
 from unified_bridge.proto import unified_bridge_pb2 as pb
 from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
 
@@ -81,7 +81,7 @@ def test_health_follows_redis_down_and_back_without_restart(
 
         def creates() -> bool:
             try:
-                return bool(create_session(stub, session_id).created)
+                return bool(stub.CreateSession(pb.CreateSessionRequest(session_id=session_id)).created)
             except grpc.RpcError:  # a pooled connection from before the outage fails once
                 return False
 

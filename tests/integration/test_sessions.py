@@ -8,6 +8,7 @@ import grpc
 import pytest
 import redis
 
+from tests.harness.redis_servers import wait_until
 from tests.integration.helpers import (
     assert_status,
     create_session,
@@ -15,7 +16,6 @@ from tests.integration.helpers import (
     rpc_error,
     session_redis_keys,
     set_value,
-    wait_until,
 )
 from unified_bridge.proto import unified_bridge_pb2 as pb
 from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc

@@ -10,8 +10,15 @@ from dataclasses import dataclass, field
 import grpc
 import pytest
 
-from tests.integration._helpers import EventReader
-from tests.integration.helpers import assert_status, create_session, get, register, rpc_error, set_value
+from tests.integration.helpers import (
+    EventReader,
+    assert_status,
+    create_session,
+    get,
+    register,
+    rpc_error,
+    set_value,
+)
 from unified_bridge.proto import unified_bridge_pb2 as pb
 from unified_bridge.types import message
 
