@@ -21,6 +21,8 @@ class Settings:
     port: int = 50051
     # None: run on the embedded in-process store (fakeredis), for trying the bridge with nothing installed.
     redis_url: str | None = None
+    # The URL names one node of a Redis Cluster (the others are discovered from it).
+    redis_cluster: bool = False
     key_prefix: str = "ub"
     log_level: str = "INFO"
 
@@ -80,9 +82,11 @@ class Settings:
         )
         for field in dataclasses.fields(cls):
             flag = "--" + field.name.replace("_", "-")
-            kind = _field_kind(field)
+            if isinstance(field.default, bool):
+                parser.add_argument(flag, dest=field.name, action="store_const", const=True, default=None)
+                continue
             parser.add_argument(
-                flag, dest=field.name, type=kind, default=None, help=f"default: {field.default}"
+                flag, dest=field.name, type=_field_kind(field), default=None, help=f"default: {field.default}"
             )
         args = parser.parse_args(argv)
         return cls.from_env(environ, **vars(args))
@@ -92,10 +96,19 @@ class Settings:
         return not self.redis_url
 
 
-def _field_kind(field: dataclasses.Field[Any]) -> type:
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {raw!r}")
+
+
+def _field_kind(field: dataclasses.Field[Any]) -> Any:
     default = field.default
     if isinstance(default, bool):
-        return str
+        return _parse_bool
     if isinstance(default, int):
         return int
     if isinstance(default, float):
@@ -108,4 +121,5 @@ def _parse(field: dataclasses.Field[Any], raw: str) -> Any:
     try:
         return kind(raw)
     except ValueError as exc:
-        raise ValueError(f"{_ENV_PREFIX}{field.name.upper()}={raw!r} is not a valid {kind.__name__}") from exc
+        name = "boolean" if kind is _parse_bool else kind.__name__
+        raise ValueError(f"{_ENV_PREFIX}{field.name.upper()}={raw!r} is not a valid {name}") from exc

@@ -1,7 +1,9 @@
-"""Event fan-out: one pub/sub connection per frontend, shared by every watcher on it.
+"""Event fan-out: one pub/sub connection per frontend (per node on a cluster), shared by every watcher.
 
 Each session channel is subscribed once, however many watchers follow it, and unsubscribed when the
-last one leaves. A watcher is told to re-read the change log (`RESYNC`) whenever live delivery may
+last one leaves. On a Redis Cluster a session's channel lives on the node that owns its slot; one
+reader per node reads them all concurrently (polling nodes in turn would delay every message by the
+other nodes' poll timeouts). A watcher is told to re-read the change log (`RESYNC`) whenever live delivery may
 have skipped something: the pub/sub connection dropped, or the watcher fell too far behind.
 """
 
@@ -10,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+from redis.asyncio.cluster import ClusterPubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -51,7 +55,7 @@ class EventHub:
         self._max_queue = max_queue
         self._subscriptions: dict[str, set[Subscription]] = {}
         self._confirmations: dict[str, list[asyncio.Future[None]]] = {}
-        self._reader: asyncio.Task[None] | None = None
+        self._readers: dict[str, asyncio.Task[None]] = {}  # "" for a single Redis, else node names
         self._lock = asyncio.Lock()
         self._closed = False
 
@@ -73,7 +77,7 @@ class EventHub:
                     del self._subscriptions[channel]
                 self._confirmations.pop(channel, None)
                 raise
-            self._ensure_reader()
+            self._ensure_readers()
         await confirmed
         return subscription
 
@@ -95,22 +99,39 @@ class EventHub:
 
     async def close(self) -> None:
         self._closed = True
-        if self._reader is not None:
-            self._reader.cancel()
+        for reader in self._readers.values():
+            reader.cancel()
+        for reader in self._readers.values():
             with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+                await reader
         with contextlib.suppress(Exception):
             await self._pubsub.aclose()
 
-    def _ensure_reader(self) -> None:
-        if self._reader is None or self._reader.done():
-            self._reader = asyncio.create_task(self._read_forever(), name="bridge-event-hub")
+    def _ensure_readers(self) -> None:
+        if not isinstance(self._pubsub, ClusterPubSub):
+            self._start_reader("", lambda: self._pubsub.get_message(timeout=_READ_TIMEOUT))
+            return
+        pubsub: ClusterPubSub = self._pubsub
+        for name in list(pubsub.node_pubsub_mapping):
+            self._start_reader(name, _node_reader(pubsub, pubsub.cluster.get_node(node_name=name)))
 
-    async def _read_forever(self) -> None:
+    def _start_reader(self, name: str, read: Callable[[], Awaitable[dict[str, Any] | None]]) -> None:
+        reader = self._readers.get(name)
+        if reader is None or reader.done():
+            self._readers[name] = asyncio.create_task(
+                self._read_forever(name, read), name=f"bridge-events-{name}"
+            )
+
+    def _still_subscribed_on(self, name: str) -> bool:
+        if not isinstance(self._pubsub, ClusterPubSub):
+            return True
+        return name in self._pubsub.node_pubsub_mapping
+
+    async def _read_forever(self, name: str, read: Callable[[], Awaitable[dict[str, Any] | None]]) -> None:
         failures = 0
-        while not self._closed:
+        while not self._closed and self._still_subscribed_on(name):
             try:
-                message = await self._pubsub.get_message(timeout=_READ_TIMEOUT)
+                message = await read()
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 delay = _RECONNECT_DELAYS[min(failures, len(_RECONNECT_DELAYS) - 1)]
                 failures += 1
@@ -143,3 +164,13 @@ class EventHub:
         for watchers in self._subscriptions.values():
             for subscription in watchers:
                 subscription.deliver(RESYNC)
+
+
+def _node_reader(pubsub: ClusterPubSub, node: Any) -> Callable[[], Awaitable[dict[str, Any] | None]]:
+    async def read() -> dict[str, Any] | None:
+        message: dict[str, Any] | None = await pubsub.get_sharded_message(
+            target_node=node, timeout=_READ_TIMEOUT
+        )
+        return message
+
+    return read

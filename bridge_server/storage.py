@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -31,6 +32,13 @@ def connect_storage(settings: Settings) -> Any:
         )
         return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(version=(7, 0)), version=(7, 0))
     assert settings.redis_url is not None
+    if settings.redis_cluster:
+        return RedisCluster.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout_seconds,
+            socket_connect_timeout=settings.redis_timeout_seconds,
+            retry=Retry(NoBackoff(), 0),
+        )
     return aioredis.Redis.from_url(
         settings.redis_url,
         socket_timeout=settings.redis_timeout_seconds,

@@ -115,16 +115,32 @@ class VariableStore:
         return bool(revision)
 
     async def list_sessions(self, page_size: int, page_token: str) -> tuple[list[str], str]:
+        """A page of session ids and the token of the next page ("" when there is none)."""
+        size = max(1, min(page_size or 100, 1000))
+        if self._settings.redis_cluster:
+            return await self._list_sessions_on_cluster(size, page_token)
         try:
             cursor = int(page_token or 0)
         except ValueError:
             raise ValidationError(f"invalid page token: {page_token!r}") from None
         prefix = self._settings.key_prefix
-        cursor, found = await self._redis.scan(
-            cursor=cursor, match=session_scan_pattern(prefix), count=max(1, min(page_size or 100, 1000))
-        )
+        cursor, found = await self._redis.scan(cursor=cursor, match=session_scan_pattern(prefix), count=size)
         ids = sorted(session_id_from_key(prefix, _text(key)) for key in found)
         return ids, (str(cursor) if cursor else "")
+
+    async def _list_sessions_on_cluster(self, size: int, after: str) -> tuple[list[str], str]:
+        # A SCAN cursor belongs to one node: scan them all and page by id instead (an operator's
+        # listing, so a full scan per page is acceptable).
+        prefix = self._settings.key_prefix
+        ids = sorted(
+            [
+                session_id_from_key(prefix, _text(key))
+                async for key in self._redis.scan_iter(match=session_scan_pattern(prefix), count=1000)
+            ]
+        )
+        page = [session_id for session_id in ids if session_id > after][:size]
+        more = bool(page) and page[-1] != ids[-1]
+        return page, (page[-1] if more else "")
 
     # -- variables: reads -----------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import pytest
 
 from bridge_server.config import Settings
 from tests.harness.frontends import FrontendProcess, InProcessFrontend
+from tests.harness.redis_cluster import cluster_tools_available, private_redis_cluster
 from tests.harness.redis_servers import RedisProcess, private_redis, test_redis
 from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
 
@@ -112,6 +113,15 @@ def redis_process_factory(tmp_path: Any) -> Iterator[Callable[..., RedisProcess]
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """A private three-node Redis Cluster (started on first use, shared by the test session)."""
+    if not cluster_tools_available():
+        pytest.skip("needs redis-server and redis-cli to start a private Redis Cluster")
+    with private_redis_cluster() as url:
+        yield url
 
 
 @pytest.fixture

@@ -87,7 +87,8 @@ class RedisProcess:
         if self._process is not None and self._process.poll() is not None:
             raise RuntimeError(f"redis-server exited with {self._process.returncode}")
         try:
-            return bool(redis.Redis(port=self.port, socket_timeout=0.5).ping())
+            with redis.Redis(port=self.port, socket_timeout=0.5) as client:
+                return bool(client.ping())
         except redis.ConnectionError:
             return False
 
