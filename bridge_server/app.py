@@ -13,6 +13,7 @@ from grpc_reflection.v1alpha import reflection
 from bridge_server.config import Settings
 from bridge_server.fanout import EventHub
 from bridge_server.health import SERVICE_NAME, HealthMonitor
+from bridge_server.metrics import Metrics
 from bridge_server.servicer import BridgeServicer
 from bridge_server.storage import connect_storage, describe_storage
 from bridge_server.store import VariableStore
@@ -32,8 +33,9 @@ class BridgeServer:
         self.redis = connect_storage(settings)
         self.store = VariableStore(self.redis, settings)
         self.hub = EventHub(self.redis, settings.max_watch_queue)
+        self.metrics = Metrics()
         self.health = HealthMonitor(
-            self.redis, settings.health_check_interval_seconds, settings.redis_timeout_seconds
+            self.redis, settings.health_check_interval_seconds, settings.redis_timeout_seconds, self.metrics
         )
         options = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -44,13 +46,16 @@ class BridgeServer:
             ("grpc.keepalive_permit_without_calls", 1),
         ]
         self._server = grpc.aio.server(options=options)
-        pb_grpc.add_UnifiedBridgeServicer_to_server(BridgeServicer(self.store, self.hub), self._server)
+        pb_grpc.add_UnifiedBridgeServicer_to_server(
+            BridgeServicer(self.store, self.hub, self.metrics), self._server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self._server)
         reflection.enable_server_reflection(
             (pb.DESCRIPTOR.services_by_name["UnifiedBridge"].full_name, reflection.SERVICE_NAME),
             self._server,
         )
         self.port = 0
+        self.metrics_port = 0
         self._stopped = asyncio.Event()
 
     async def start(self) -> int:
@@ -60,6 +65,9 @@ class BridgeServer:
             raise OSError(f"cannot listen on {address}")
         await self.health.start()
         await self._server.start()
+        if self.settings.metrics_port:
+            self.metrics_port = self.metrics.serve(self.settings.host, self.settings.metrics_port)
+            log.info("metrics on http://%s:%d/metrics", self.settings.host, self.metrics_port)
         log.info(
             "Unified Bridge frontend listening on %s:%d, storage: %s",
             self.settings.host,
@@ -78,6 +86,7 @@ class BridgeServer:
         self.hub.end_all_streams()
         await self._server.stop(grace)
         await self.hub.close()
+        self.metrics.stop()
         await self.redis.aclose()
         log.info("frontend stopped")
 

@@ -25,6 +25,8 @@ class Settings:
     redis_cluster: bool = False
     key_prefix: str = "ub"
     log_level: str = "INFO"
+    # Prometheus /metrics over HTTP on this port; 0 leaves it off (several frontends may share a host).
+    metrics_port: int = 0
 
     default_ttl_seconds: int = 3600
     max_ttl_seconds: int = 7 * 24 * 3600

@@ -13,6 +13,8 @@ from typing import Any
 from grpc_health.v1 import health_pb2
 from grpc_health.v1._async import HealthServicer
 
+from bridge_server.metrics import Metrics
+
 __all__ = ["SERVICE_NAME", "HealthMonitor"]
 
 log = logging.getLogger(__name__)
@@ -21,8 +23,9 @@ SERVICE_NAME = "unified_bridge.v1.UnifiedBridge"
 
 
 class HealthMonitor:
-    def __init__(self, redis: Any, interval_seconds: float, timeout_seconds: float) -> None:
+    def __init__(self, redis: Any, interval_seconds: float, timeout_seconds: float, metrics: Metrics) -> None:
         self.servicer = HealthServicer()
+        self._metrics = metrics
         self._redis = redis
         self._interval = interval_seconds
         self._timeout = timeout_seconds
@@ -55,6 +58,7 @@ class HealthMonitor:
                 log.warning("Redis does not answer (%s): health is NOT_SERVING", exc)
         if serving and self._serving is False:
             log.info("Redis answers again: health is SERVING")
+        self._metrics.redis_up.set(1 if serving else 0)
         if serving != self._serving:
             self._serving = serving
             status = (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ from redis import exceptions as redis_errors
 
 from bridge_server.convert import event_to_proto, session_to_proto, variable_to_proto
 from bridge_server.fanout import EventHub
+from bridge_server.metrics import Metrics
 from bridge_server.store import ValueReader, VariableStore
 from bridge_server.watch import watch_session
 from unified_bridge.errors import BridgeError, ValidationError
@@ -47,14 +49,22 @@ def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
 def unary(
     method: Callable[[Any, Request, grpc.aio.ServicerContext[Any, Any]], Awaitable[Response]],
 ) -> Callable[[Any, Request, grpc.aio.ServicerContext[Any, Any]], Awaitable[Response]]:
+    name = method.__name__
+
     @functools.wraps(method)
     async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext[Any, Any]) -> Response:
+        metrics: Metrics = self.metrics
+        started = time.perf_counter()
         try:
-            return await method(self, request, context)
+            response = await method(self, request, context)
         except Exception as exc:
             code, message = _status_for(exc)
+            metrics.calls.labels(name, code.name).inc()
             await context.abort(code, message)
             raise  # unreachable: abort raises
+        metrics.latency.labels(name).observe(time.perf_counter() - started)
+        metrics.calls.labels(name, "OK").inc()
+        return response
 
     return wrapper
 
@@ -68,9 +78,10 @@ def _var_type(value: int) -> VariableType:
 
 
 class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
-    def __init__(self, store: VariableStore, hub: EventHub) -> None:
+    def __init__(self, store: VariableStore, hub: EventHub, metrics: Metrics) -> None:
         self._store = store
         self._hub = hub
+        self.metrics = metrics
 
     # -- sessions -------------------------------------------------------------------------------
 
@@ -199,6 +210,8 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
     async def WatchSession(
         self, request: pb.WatchSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.WatchEvent]:
+        self.metrics.watch_streams.inc()
+        code = grpc.StatusCode.OK
         try:
             events = watch_session(
                 self._store, self._hub, request.session_id, request.from_revision, request.from_now
@@ -208,3 +221,6 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
         except Exception as exc:
             code, message = _status_for(exc)
             await context.abort(code, message)
+        finally:
+            self.metrics.watch_streams.dec()
+            self.metrics.calls.labels("WatchSession", code.name).inc()

@@ -1,0 +1,52 @@
+"""Prometheus metrics of one frontend, served over HTTP when `--metrics-port` is set.
+
+Each frontend has its own registry, so several in one process (as in tests) never mix counts.
+"""
+
+from __future__ import annotations
+
+import threading
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+__all__ = ["Metrics"]
+
+# From a cached-path call on loopback (~1 ms) to a slow batch of thousands of items.
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.calls = Counter(
+            "bridge_rpc_calls",
+            "Finished calls by method and gRPC status.",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "bridge_rpc_duration_seconds",
+            "Time to answer a unary call.",
+            ["method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.watch_streams = Gauge("bridge_watch_streams", "Open watch streams.", registry=self.registry)
+        self.redis_up = Gauge(
+            "bridge_redis_up", "1 while Redis answers pings, else 0.", registry=self.registry
+        )
+        self._http: tuple[WSGIServer, threading.Thread] | None = None
+
+    def serve(self, host: str, port: int) -> int:
+        """Start the /metrics endpoint; returns the bound port."""
+        self._http = start_http_server(port, addr=host, registry=self.registry)
+        return int(self._http[0].server_port)
+
+    def stop(self) -> None:
+        if self._http is not None:
+            server, thread = self._http
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+            self._http = None
