@@ -29,6 +29,8 @@ class Settings:
     metrics_port: int = 0
 
     default_ttl_seconds: int = 3600
+    # Reads refresh a session's TTL at most this often (and at least four times per TTL).
+    activity_refresh_seconds: float = 10.0
     max_ttl_seconds: int = 7 * 24 * 3600
     max_value_bytes: int = 1024 * 1024
     max_variables_per_session: int = 10_000

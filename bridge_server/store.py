@@ -16,6 +16,7 @@ from typing import Any
 
 import msgpack
 
+from bridge_server.activity import ActivityTracker
 from bridge_server.config import Settings
 from bridge_server.keys import SessionKeys, session_id_from_key, session_keys, session_scan_pattern
 from bridge_server.model import Definition, SessionInfo, UpdateOutcome, VariableRecord
@@ -73,6 +74,7 @@ class VariableStore:
         self._definitions: dict[str, Definition] = {}
         # (session, ref) -> id. May go stale (delete + re-register); the scripts catch that.
         self._ids: dict[tuple[str, str], str] = {}
+        self._activity = ActivityTracker(settings.activity_refresh_seconds, settings.definition_cache_size)
 
     @property
     def settings(self) -> Settings:
@@ -96,7 +98,9 @@ class VariableStore:
         reply = await self._scripts.create_session(
             keys=keys.stored, args=[_now_ms(), ttl, msgpack.packb(metadata)]
         )
-        return _session_info(session_id, reply[1:]), bool(reply[0])
+        info = _session_info(session_id, reply[1:])
+        self._activity.refreshed(session_id, info.ttl_seconds)
+        return info, bool(reply[0])
 
     async def touch_session(self, session_id: str) -> SessionInfo:
         """Read a session and mark it active (get and heartbeat both do this)."""
@@ -104,7 +108,9 @@ class VariableStore:
         reply = await self._scripts.touch_session(keys=self.keys(session_id).stored, args=[_now_ms()])
         if not reply:
             raise SessionNotFoundError.for_id(session_id)
-        return _session_info(session_id, reply)
+        info = _session_info(session_id, reply)
+        self._activity.refreshed(session_id, info.ttl_seconds)
+        return info
 
     async def delete_session(self, session_id: str) -> bool:
         session_id = self.checked_session_id(session_id)
@@ -112,6 +118,7 @@ class VariableStore:
             keys=self.keys(session_id).with_channel, args=[_now_ms()]
         )
         self._forget_session(session_id)
+        self._activity.forget(session_id)
         return bool(revision)
 
     async def list_sessions(self, page_size: int, page_token: str) -> tuple[list[str], str]:
@@ -155,11 +162,17 @@ class VariableStore:
         self._check_batch_size(len(refs))
         for ref in refs:
             self._checked_ref(ref)
-        reply = await self._scripts.get_variables(keys=self.keys(session_id).stored, args=[_now_ms(), *refs])
+        touch = self._activity.due(session_id)
+        reply = await self._scripts.get_variables(
+            keys=self.keys(session_id).stored, args=[_now_ms(), int(touch), *refs]
+        )
         if reply is False or reply is None:
             raise SessionNotFoundError.for_id(session_id)
+        ttl, rows = reply
+        if touch:
+            self._activity.refreshed(session_id, int(ttl))
         records, missing = [], []
-        for ref, row in zip(refs, reply, strict=True):
+        for ref, row in zip(refs, rows, strict=True):
             if not row:
                 missing.append(ref)
                 continue
@@ -173,10 +186,16 @@ class VariableStore:
 
     async def list_variables(self, session_id: str, pattern: str = "") -> list[VariableRecord]:
         session_id = self.checked_session_id(session_id)
-        reply = await self._scripts.list_variables(keys=self.keys(session_id).stored, args=[_now_ms()])
+        touch = self._activity.due(session_id)
+        reply = await self._scripts.list_variables(
+            keys=self.keys(session_id).stored, args=[_now_ms(), int(touch)]
+        )
         if reply is False or reply is None:
             raise SessionNotFoundError.for_id(session_id)
-        fields = {_text(reply[i]): reply[i + 1] for i in range(0, len(reply), 2)}
+        ttl, flat = reply
+        if touch:
+            self._activity.refreshed(session_id, int(ttl))
+        fields = {_text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
         records = []
         for field, blob in fields.items():
             if not field.startswith("d:"):
@@ -257,6 +276,7 @@ class VariableStore:
                 return existing, False
             raise AlreadyExistsError(f"Variable already exists: {name} (with another definition)")
         self._definitions[definition.id] = definition
+        self._activity.refreshed(session_id)
         return VariableRecord(definition, value, 0, now), True
 
     async def set_many(
@@ -334,6 +354,7 @@ class VariableStore:
         if status == 2:
             raise VariableNotFoundError.for_ref(ref)
         self._ids.pop((session_id, ref), None)
+        self._activity.refreshed(session_id)
         return _text(reply[2]), int(reply[1])
 
     async def watch_position(self, session_id: str) -> tuple[int, int] | None:
@@ -344,6 +365,7 @@ class VariableStore:
         reply = await self._scripts.watch_position(keys=self.keys(session_id).stored, args=[_now_ms()])
         if not reply:
             return None
+        self._activity.refreshed(session_id)
         return int(reply[0]), int(reply[1])
 
     async def read_log(self, session_id: str, after_revision: int, count: int = 1000) -> list[bytes]:
@@ -366,6 +388,7 @@ class VariableStore:
         )
         if len(reply) == 1:
             raise SessionNotFoundError.for_id(session_id)
+        self._activity.refreshed(session_id)
         return reply
 
     def _outcomes(

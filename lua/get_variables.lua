@@ -1,18 +1,22 @@
--- Read variables by name or id, and mark the session active.
+-- Read variables by name or id; with touch = 1 also mark the session active (refresh its TTL).
+-- Reads touch only now and then (the frontend decides), so that a read is not a write: under
+-- appendfsync always every write costs a disk flush, and writes replicate.
 -- KEYS: session, vars, names, log
--- ARGV: now_ms, ref...
--- Returns: false when the session does not exist, else one entry per ref:
+-- ARGV: now_ms, touch (0|1), ref...
+-- Returns: false when the session does not exist, else {ttl, entries} with one entry per ref:
 --          false when not found, else {id, definition_blob, value_blob, version, updated_at}.
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-redis.call('HSET', KEYS[1], 'last_active', ARGV[1])
-local ttl = tonumber(redis.call('HGET', KEYS[1], 'ttl'))
-for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
+local ttl = redis.call('HGET', KEYS[1], 'ttl')
+if not ttl then return false end
+if ARGV[2] == '1' then
+  redis.call('HSET', KEYS[1], 'last_active', ARGV[1])
+  for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
+end
 local out = {}
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   local ref = ARGV[i]
   -- A name wins over an id: a variable may well be named like another's id.
   local id = redis.call('HGET', KEYS[3], ref) or ref
   local s = redis.call('HMGET', KEYS[2], 'd:' .. id, 'v:' .. id, 'n:' .. id, 'u:' .. id)
-  if s[1] then out[i - 1] = {id, s[1], s[2], s[3], s[4]} else out[i - 1] = false end
+  if s[1] then out[i - 2] = {id, s[1], s[2], s[3], s[4]} else out[i - 2] = false end
 end
-return out
+return {tonumber(ttl), out}

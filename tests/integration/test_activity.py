@@ -1,0 +1,52 @@
+"""Reads keep a session alive without turning every read into a write."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+import redis
+
+from tests.integration.helpers import create_session, register_int
+from unified_bridge.proto import unified_bridge_pb2 as pb
+from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
+
+
+def _calls(client: redis.Redis, command: str) -> int:
+    stats = client.info("commandstats").get(f"cmdstat_{command}")
+    return int(stats["calls"]) if stats else 0
+
+
+@pytest.mark.real_redis
+def test_repeated_reads_write_nothing_until_a_refresh_is_due(
+    redis_process_factory, frontend_factory, session_id
+):
+    redis_server = redis_process_factory()
+    frontend = frontend_factory(redis_url=redis_server.url, watch_idle_check_seconds=3600)
+    with grpc.insecure_channel(frontend.target) as channel, redis.Redis.from_url(redis_server.url) as client:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id)
+        register_int(stub, session_id, "x")
+        client.config_resetstat()
+        for _ in range(50):
+            stub.GetVariable(pb.GetVariableRequest(session_id=session_id, name_or_id="x"))
+        # Creating the session just refreshed its TTL (and told the frontend what it is).
+        assert (_calls(client, "expire"), _calls(client, "hset")) == (0, 0)
+        stub.SetVariable(
+            pb.SetVariableRequest(session_id=session_id, name_or_id="x", value=pb.Value(integer_value=1))
+        )
+        assert _calls(client, "expire") == 4  # commands inside scripts are counted: a write refreshes
+
+
+def test_reads_alone_keep_a_short_lived_session_alive(frontend_factory, session_id):
+    frontend = frontend_factory()
+    with grpc.insecure_channel(frontend.target) as channel:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id, ttl_seconds=2)
+        register_int(stub, session_id, "x")
+        deadline = time.monotonic() + 3.5  # well past the 2 s TTL
+        while time.monotonic() < deadline:
+            stub.GetVariable(pb.GetVariableRequest(session_id=session_id, name_or_id="x"))
+            time.sleep(0.1)
+        assert stub.GetSession(pb.GetSessionRequest(session_id=session_id)).variable_count == 1
