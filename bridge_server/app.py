@@ -10,6 +10,7 @@ import grpc
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from bridge_server.auth import TokenAuthInterceptor, parse_tokens
 from bridge_server.config import Settings
 from bridge_server.fanout import EventHub
 from bridge_server.health import SERVICE_NAME, HealthMonitor
@@ -45,7 +46,9 @@ class BridgeServer:
             ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
             ("grpc.keepalive_permit_without_calls", 1),
         ]
-        self._server = grpc.aio.server(options=options)
+        tokens = parse_tokens(settings.auth_tokens)
+        interceptors = [TokenAuthInterceptor(tokens)] if tokens else []
+        self._server = grpc.aio.server(options=options, interceptors=interceptors)
         pb_grpc.add_UnifiedBridgeServicer_to_server(
             BridgeServicer(self.store, self.hub, self.metrics), self._server
         )

@@ -24,6 +24,8 @@ class Settings:
     # The URL names one node of a Redis Cluster (the others are discovered from it).
     redis_cluster: bool = False
     key_prefix: str = "ub"
+    # Comma-separated bearer tokens; empty: no authentication. Kept out of repr so it is never logged.
+    auth_tokens: str = dataclasses.field(default="", repr=False)
     log_level: str = "INFO"
     # Prometheus /metrics over HTTP on this port; 0 leaves it off (several frontends may share a host).
     metrics_port: int = 0

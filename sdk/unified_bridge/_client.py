@@ -48,10 +48,11 @@ class BridgeClient:
         retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
         options: Sequence[tuple[str, Any]] = (),
         credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
     ) -> None:
         self.targets = parse_targets(target)
         self._settings = _ClientSettings(timeout, retry_policy)
-        self._transport = SyncTransport(self.targets, options=options, credentials=credentials)
+        self._transport = SyncTransport(self.targets, options=options, credentials=credentials, token=token)
         self._sessions: weakref.WeakSet[SessionContext] = weakref.WeakSet()
 
     def session(
@@ -129,10 +130,11 @@ class AsyncBridgeClient:
         retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
         options: Sequence[tuple[str, Any]] = (),
         credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
     ) -> None:
         self.targets = parse_targets(target)
         self._settings = _ClientSettings(timeout, retry_policy)
-        self._transport = AsyncTransport(self.targets, options=options, credentials=credentials)
+        self._transport = AsyncTransport(self.targets, options=options, credentials=credentials, token=token)
         self._sessions: weakref.WeakSet[AsyncSessionContext] = weakref.WeakSet()
 
     async def session(
@@ -205,13 +207,20 @@ def connect(
     retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
     options: Sequence[tuple[str, Any]] = (),
     credentials: grpc.ChannelCredentials | None = None,
+    token: str | None = None,
 ) -> BridgeClient:
     """A blocking client for ``"host:port"`` or ``"h1:port,h2:port"`` (round-robin over frontends).
 
-    ``timeout`` is the deadline of every call, retries included.
+    ``timeout`` is the deadline of every call, retries included. ``token`` is sent as
+    ``authorization: Bearer <token>`` to frontends started with ``--auth-tokens``.
     """
     return BridgeClient(
-        target, timeout=timeout, retry_policy=retry_policy, options=options, credentials=credentials
+        target,
+        timeout=timeout,
+        retry_policy=retry_policy,
+        options=options,
+        credentials=credentials,
+        token=token,
     )
 
 
@@ -222,8 +231,14 @@ def connect_async(
     retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
     options: Sequence[tuple[str, Any]] = (),
     credentials: grpc.ChannelCredentials | None = None,
+    token: str | None = None,
 ) -> AsyncBridgeClient:
     """The asyncio twin of :func:`connect` (call it inside a running event loop)."""
     return AsyncBridgeClient(
-        target, timeout=timeout, retry_policy=retry_policy, options=options, credentials=credentials
+        target,
+        timeout=timeout,
+        retry_policy=retry_policy,
+        options=options,
+        credentials=credentials,
+        token=token,
     )

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from unified_bridge._auth import async_token_interceptors, with_token
 from unified_bridge.errors import ValidationError
 from unified_bridge.proto import unified_bridge_pb2_grpc as pb2_grpc
 
@@ -80,11 +81,13 @@ class SyncTransport:
         *,
         options: Sequence[tuple[str, Any]] = (),
         credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
         stub: Any = None,
         channel: grpc.Channel | None = None,
     ) -> None:
         self._options = list(options)
         self._credentials = credentials
+        self._token = token
         self._owned: list[grpc.Channel] = []
         self._watch: dict[int, Any] = {}
         if stub is not None or channel is not None:
@@ -101,7 +104,7 @@ class SyncTransport:
         else:
             channel = grpc.insecure_channel(target, options=options)
         self._owned.append(channel)
-        return channel
+        return with_token(channel, self._token)
 
     @property
     def watch_target_names(self) -> list[str]:
@@ -130,11 +133,13 @@ class AsyncTransport:
         *,
         options: Sequence[tuple[str, Any]] = (),
         credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
         stub: Any = None,
         channel: grpc.aio.Channel | None = None,
     ) -> None:
         self._options = list(options)
         self._credentials = credentials
+        self._interceptors = async_token_interceptors(token)
         self._owned: list[grpc.aio.Channel] = []
         self._watch: dict[int, Any] = {}
         if stub is not None or channel is not None:
@@ -146,10 +151,13 @@ class AsyncTransport:
 
     def _open(self, target: str, extra: list[tuple[str, Any]]) -> grpc.aio.Channel:
         options = [*extra, *self._options]
+        interceptors = self._interceptors
         if self._credentials is not None:
-            channel = grpc.aio.secure_channel(target, self._credentials, options=options)
+            channel = grpc.aio.secure_channel(
+                target, self._credentials, options=options, interceptors=interceptors
+            )
         else:
-            channel = grpc.aio.insecure_channel(target, options=options)
+            channel = grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
         self._owned.append(channel)
         return channel
 
