@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test check-proto proto lint typecheck pytest bench clean
+.PHONY: install run test test-fallback check-proto proto lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ pytest: install
 	$(BIN)/pytest
 
 test: check-proto lint typecheck pytest
+
+# The suite as on a machine without redis-server: fakeredis's TCP server, real-Redis tests skipped.
+test-fallback: install
+	env -u BRIDGE_TEST_REDIS_URL $(BIN)/python -m pytest -p tests.harness.without_redis_binaries -rs
 
 bench: install
 	$(BIN)/python -m benchmarks $(ARGS)

@@ -9,6 +9,8 @@ import signal
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bridge_server.auth import TokenAuthInterceptor, parse_tokens
 from bridge_server.config import Settings
@@ -66,6 +68,11 @@ class BridgeServer:
         self.port = self._server.add_insecure_port(address)
         if self.port == 0:
             raise OSError(f"cannot listen on {address}")
+        try:
+            await self.store.preload_scripts()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            # Not fatal: health says NOT_SERVING, and scripts load on first use once Redis is back.
+            log.warning("could not load the Lua scripts into Redis yet (%s)", exc)
         await self.health.start()
         await self._server.start()
         if self.settings.metrics_port:

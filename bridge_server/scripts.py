@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
-__all__ = ["Scripts", "load_scripts"]
+__all__ = ["Scripts", "load_scripts", "preload_scripts"]
 
 _NAMES = (
     "create_session",
@@ -47,3 +47,14 @@ def script_source(name: str) -> str:
 def load_scripts(redis: Any) -> Scripts:
     """Register every script with a `redis.asyncio` client (no round trip until first use)."""
     return Scripts(**{name: redis.register_script(script_source(name)) for name in _NAMES})
+
+
+async def preload_scripts(redis: Any, scripts: Scripts) -> None:
+    """SCRIPT LOAD every script now, so first calls need no NOSCRIPT round trip.
+
+    On a cluster redis-py sends SCRIPT LOAD to every primary. A script Redis cannot compile fails
+    here, at start-up, instead of on a user's first call.
+    """
+    for field in dataclasses.fields(scripts):
+        script: AsyncScript = getattr(scripts, field.name)
+        await redis.script_load(script.script)

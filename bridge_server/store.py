@@ -20,7 +20,7 @@ from bridge_server.activity import ActivityTracker
 from bridge_server.config import Settings
 from bridge_server.keys import SessionKeys, session_id_from_key, session_keys, session_scan_pattern
 from bridge_server.model import Definition, SessionInfo, UpdateOutcome, VariableRecord
-from bridge_server.scripts import load_scripts
+from bridge_server.scripts import load_scripts, preload_scripts
 from unified_bridge.errors import (
     AlreadyExistsError,
     BridgeError,
@@ -75,6 +75,9 @@ class VariableStore:
         # (session, ref) -> id. May go stale (delete + re-register); the scripts catch that.
         self._ids: dict[tuple[str, str], str] = {}
         self._activity = ActivityTracker(settings.activity_refresh_seconds, settings.definition_cache_size)
+
+    async def preload_scripts(self) -> None:
+        await preload_scripts(self._redis, self._scripts)
 
     @property
     def settings(self) -> Settings:
