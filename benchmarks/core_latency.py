@@ -1,4 +1,4 @@
-"""Issue 2's measurement: raw-stub GetVariable / SetVariable against one frontend, next to its floors.
+"""The core latency check: raw-stub GetVariable / SetVariable against one frontend, next to its floors.
 
     python -m benchmarks.core_latency [--n 2000] [--redis-url URL]
 

@@ -1,4 +1,4 @@
-"""The workloads of issue 4. Each module has `run(env) -> dict` returning JSON-ready results.
+"""The benchmark workloads. Each module has `run(env) -> dict` returning JSON-ready results.
 
 Workloads that need the client SDK import `unified_bridge` lazily (inside `run`), so the rest of the
 suite works while the SDK is being written; `sdk_missing()` tells the runner to skip them.

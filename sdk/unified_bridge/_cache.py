@@ -5,7 +5,7 @@ Reads (:meth:`NearCache.lookup`) take no lock: one dict lookup and one monotonic
 a small lock, so that "is this fill still allowed?" and "insert" happen as one step with respect to
 invalidations.
 
-The in-flight race (DESIGN invariant 6): a reader calls :meth:`begin_read` *before* its RPC and passes
+The in-flight race: a reader calls :meth:`begin_read` *before* its RPC and passes
 the token to :meth:`fill` with the version the server returned. The fill is dropped when, since the
 token was taken, the stream was lost or restarted (a *floor* epoch), or an invalidation that no version
 explains touched one of its keys (deletes, writes of unknown outcome: *stamps*), or the stream has

@@ -6,7 +6,7 @@ to back off, which frontend to try next); :class:`ThreadFollower` (sync contexts
 :func:`aiter_changes`, the iterators behind ``ctx.watch()``.
 
 A follower resumes from the last revision it saw, so the server replays what it missed; the cache is
-still emptied whenever a stream is lost (DESIGN invariant 6) and serves again once the new stream
+still emptied whenever a stream is lost and serves again once the new stream
 reports CAUGHT_UP. A lost stream moves to the next frontend of the client's list.
 """
 

@@ -1,8 +1,8 @@
 """Chaos: frontend processes are killed (SIGKILL) while clients write and read through them.
 
-Checks DESIGN invariants 1 (frontends are stateless: killing one loses no acknowledged write),
-5 (a watcher resumes on another frontend without losing an invalidation) and 6 (the SDK cache never
-serves a value older than one it has seen), through the public SDK only (plus ``watch_target``).
+Checks that frontends are stateless (killing one loses no acknowledged write), that a watcher
+resumes on another frontend without losing an invalidation, and that the SDK cache never serves a
+value older than one it has seen, through the public SDK only (plus ``watch_target``).
 """
 
 from __future__ import annotations

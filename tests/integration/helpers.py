@@ -78,7 +78,7 @@ def revision(stub: Stub, session_id: str) -> int:
 
 
 def session_redis_keys(client: redis.Redis, session_id: str) -> list[bytes]:
-    """Every key of the session's hash tag (the layout of DESIGN.md: `ub:{<session>}:...`)."""
+    """Every key of the session's hash tag (the layout: `ub:{<session>}:...`)."""
     return list(client.scan_iter(match=f"ub:{{{session_id}}}:*", count=1000))
 
 
