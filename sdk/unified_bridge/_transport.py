@@ -72,39 +72,34 @@ def round_robin_target(targets: Sequence[str]) -> str:
     return "ipv4:" + ",".join(v4)
 
 
-class SyncTransport:
-    """The channels of a sync client (or a borrowed stub or channel, which are never closed here)."""
+class _Transport:
+    """What both transports share: targets, the round-robin stub, and one watch stub per frontend.
+
+    Subclasses only open and close channels (blocking or ``grpc.aio``); a borrowed stub or channel
+    is used as given and never closed here.
+    """
 
     def __init__(
         self,
-        targets: Sequence[str] = (),
-        *,
-        options: Sequence[tuple[str, Any]] = (),
-        credentials: grpc.ChannelCredentials | None = None,
-        token: str | None = None,
-        stub: Any = None,
-        channel: grpc.Channel | None = None,
+        targets: Sequence[str],
+        options: Sequence[tuple[str, Any]],
+        credentials: grpc.ChannelCredentials | None,
+        stub: Any,
+        channel: Any,
     ) -> None:
         self._options = list(options)
         self._credentials = credentials
-        self._token = token
-        self._owned: list[grpc.Channel] = []
+        self._owned: list[Any] = []
         self._watch: dict[int, Any] = {}
         if stub is not None or channel is not None:
-            self.stub = stub if stub is not None else pb2_grpc.UnifiedBridgeStub(channel)  # type: ignore[arg-type]
+            self.stub = stub if stub is not None else pb2_grpc.UnifiedBridgeStub(channel)
             self.targets = ["(given channel)"]
             return
         self.targets = list(targets)
         self.stub = pb2_grpc.UnifiedBridgeStub(self._open(round_robin_target(self.targets), _LB_OPTIONS))
 
-    def _open(self, target: str, extra: list[tuple[str, Any]]) -> grpc.Channel:
-        options = [*extra, *self._options]
-        if self._credentials is not None:
-            channel = grpc.secure_channel(target, self._credentials, options=options)
-        else:
-            channel = grpc.insecure_channel(target, options=options)
-        self._owned.append(channel)
-        return with_token(channel, self._token)
+    def _open(self, target: str, extra: list[tuple[str, Any]]) -> Any:
+        raise NotImplementedError
 
     @property
     def watch_target_names(self) -> list[str]:
@@ -117,6 +112,32 @@ class SyncTransport:
             self._watch[index] = pb2_grpc.UnifiedBridgeStub(self._open(self.targets[index], []))
         return self._watch[index]
 
+
+class SyncTransport(_Transport):
+    """The channels of a sync client (or a borrowed stub or channel)."""
+
+    def __init__(
+        self,
+        targets: Sequence[str] = (),
+        *,
+        options: Sequence[tuple[str, Any]] = (),
+        credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
+        stub: Any = None,
+        channel: grpc.Channel | None = None,
+    ) -> None:
+        self._token = token
+        super().__init__(targets, options, credentials, stub, channel)
+
+    def _open(self, target: str, extra: list[tuple[str, Any]]) -> grpc.Channel:
+        options = [*extra, *self._options]
+        if self._credentials is not None:
+            channel = grpc.secure_channel(target, self._credentials, options=options)
+        else:
+            channel = grpc.insecure_channel(target, options=options)
+        self._owned.append(channel)
+        return with_token(channel, self._token)
+
     def close(self) -> None:
         for channel in self._owned:
             channel.close()
@@ -124,7 +145,7 @@ class SyncTransport:
         self._watch.clear()
 
 
-class AsyncTransport:
+class AsyncTransport(_Transport):
     """The ``grpc.aio`` channels of an async client (or a borrowed stub or channel)."""
 
     def __init__(
@@ -137,17 +158,8 @@ class AsyncTransport:
         stub: Any = None,
         channel: grpc.aio.Channel | None = None,
     ) -> None:
-        self._options = list(options)
-        self._credentials = credentials
         self._interceptors = async_token_interceptors(token)
-        self._owned: list[grpc.aio.Channel] = []
-        self._watch: dict[int, Any] = {}
-        if stub is not None or channel is not None:
-            self.stub = stub if stub is not None else pb2_grpc.UnifiedBridgeStub(channel)  # type: ignore[arg-type]
-            self.targets = ["(given channel)"]
-            return
-        self.targets = list(targets)
-        self.stub = pb2_grpc.UnifiedBridgeStub(self._open(round_robin_target(self.targets), _LB_OPTIONS))
+        super().__init__(targets, options, credentials, stub, channel)
 
     def _open(self, target: str, extra: list[tuple[str, Any]]) -> grpc.aio.Channel:
         options = [*extra, *self._options]
@@ -160,17 +172,6 @@ class AsyncTransport:
             channel = grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
         self._owned.append(channel)
         return channel
-
-    @property
-    def watch_target_names(self) -> list[str]:
-        return self.targets
-
-    def watch_stub(self, index: int) -> Any:
-        if len(self.targets) == 1:
-            return self.stub
-        if index not in self._watch:
-            self._watch[index] = pb2_grpc.UnifiedBridgeStub(self._open(self.targets[index], []))
-        return self._watch[index]
 
     async def close(self) -> None:
         for channel in self._owned:
