@@ -73,10 +73,6 @@ def _value_reader(message: pb.Value) -> ValueReader:
     return lambda var_type: value_from_proto(var_type, message)
 
 
-def _var_type(value: int) -> VariableType:
-    return VariableType.from_proto(value)
-
-
 class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
     def __init__(self, store: VariableStore, hub: EventHub, metrics: Metrics) -> None:
         self._store = store
@@ -130,7 +126,7 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
         record, created = await self._store.register(
             request.session_id,
             request.name,
-            _var_type(request.type),
+            VariableType.from_proto(request.type),
             _value_reader(request.value),
             constraints_from_proto(request.constraints),
             dict(request.metadata),

@@ -120,7 +120,7 @@ class VariableStore:
         revision = await self._scripts.delete_session(
             keys=self.keys(session_id).with_channel, args=[_now_ms()]
         )
-        self._forget_session(session_id)
+        # The (session, ref) -> id hints may stay: the scripts catch stale ones.
         self._activity.forget(session_id)
         return bool(revision)
 
@@ -165,6 +165,11 @@ class VariableStore:
         self._check_batch_size(len(refs))
         for ref in refs:
             self._checked_ref(ref)
+        found = await self._read(session_id, list(dict.fromkeys(refs)))
+        return [found[ref] for ref in refs if ref in found], [ref for ref in refs if ref not in found]
+
+    async def _read(self, session_id: str, refs: Sequence[str]) -> dict[str, VariableRecord]:
+        """The variables that exist among `refs` (already checked), by ref."""
         touch = self._activity.due(session_id)
         reply = await self._scripts.get_variables(
             keys=self.keys(session_id).stored, args=[_now_ms(), int(touch), *refs]
@@ -174,18 +179,16 @@ class VariableStore:
         ttl, rows = reply
         if touch:
             self._activity.refreshed(session_id, int(ttl))
-        records, missing = [], []
+        found = {}
         for ref, row in zip(refs, rows, strict=True):
-            if not row:
-                missing.append(ref)
-                continue
-            var_id, blob, value, version, updated = row
-            definition = self._definition(_text(var_id), blob)
-            self._remember_id(session_id, ref, definition.id)
-            records.append(
-                VariableRecord(definition, decode_value(definition.type, value), int(version), int(updated))
-            )
-        return records, missing
+            if row:
+                var_id, blob, value, version, updated = row
+                definition = self._definition(_text(var_id), blob)
+                self._remember_id(session_id, ref, definition.id)
+                found[ref] = VariableRecord(
+                    definition, decode_value(definition.type, value), int(version), int(updated)
+                )
+        return found
 
     async def list_variables(self, session_id: str, pattern: str = "") -> list[VariableRecord]:
         session_id = self.checked_session_id(session_id)
@@ -360,16 +363,17 @@ class VariableStore:
         self._activity.refreshed(session_id)
         return _text(reply[2]), int(reply[1])
 
-    async def watch_position(self, session_id: str) -> tuple[int, int] | None:
-        """(current revision, oldest revision in the log or 0), or None if the session is gone.
+    async def watch_position(self, session_id: str) -> int | None:
+        """The session's current revision, or None if the session is gone.
 
-        Also marks the session active: a session with a watcher attached is in use.
+        Also marks the session active: a session with a watcher attached is in use. (Whether the log
+        still reaches back far enough is found while reading it: see `watch._from_log`.)
         """
         reply = await self._scripts.watch_position(keys=self.keys(session_id).stored, args=[_now_ms()])
-        if not reply:
+        if reply is None or reply is False:
             return None
         self._activity.refreshed(session_id)
-        return int(reply[0]), int(reply[1])
+        return int(reply)
 
     async def read_log(self, session_id: str, after_revision: int, count: int = 1000) -> list[bytes]:
         """Raw events with revision > after_revision, oldest first, at most `count`."""
@@ -437,9 +441,8 @@ class VariableStore:
             else:
                 found[ref] = definition
         if unknown:
-            records, _missing = await self.get_many(session_id, list(dict.fromkeys(unknown)))
-            by_ref = dict(zip([r for r in dict.fromkeys(unknown) if r not in _missing], records, strict=True))
-            found.update({ref: record.definition for ref, record in by_ref.items()})
+            records = await self._read(session_id, list(dict.fromkeys(unknown)))
+            found.update({ref: record.definition for ref, record in records.items()})
         return found
 
     def _definition(self, var_id: str, blob: bytes) -> Definition:
@@ -455,10 +458,6 @@ class VariableStore:
         if len(self._ids) >= self._settings.definition_cache_size:
             self._ids.clear()  # a cache of hints, cheap to rebuild: no need for LRU bookkeeping
         self._ids[(session_id, ref)] = var_id
-
-    def _forget_session(self, session_id: str) -> None:
-        for key in [key for key in self._ids if key[0] == session_id]:
-            del self._ids[key]
 
     def _checked_ttl(self, ttl_seconds: int | None) -> int:
         ttl = ttl_seconds or self._settings.default_ttl_seconds

@@ -36,10 +36,9 @@ async def watch_session(
     session_id = store.checked_session_id(session_id)
     subscription = await hub.subscribe(store.keys(session_id).channel)
     try:
-        position = await store.watch_position(session_id)
-        if position is None:
+        current = await store.watch_position(session_id)
+        if current is None:
             raise SessionNotFoundError.for_id(session_id)
-        current, _oldest = position
         last = current if from_now else from_revision
         if last > current:
             # The session was deleted and created again since the watcher's last event.
@@ -60,14 +59,14 @@ async def watch_session(
                 return
             if data == RESYNC:
                 # Live delivery may have missed something, or it is simply quiet: check the log.
-                position = await _position_when_reachable(store, session_id)
-                if position is None:
+                current = await _position_when_reachable(store, session_id)
+                if current is None:
                     yield _marker(EventKind.SESSION_DELETED, last + 1)
                     return
-                if position[0] < last:
+                if current < last:
                     yield _marker(EventKind.HISTORY_GONE, 0)
                     last = 0
-                async for event in _from_log(store, session_id, last, position[0]):
+                async for event in _from_log(store, session_id, last, current):
                     last = event.revision
                     yield event
                 continue
@@ -87,7 +86,7 @@ async def watch_session(
         await hub.unsubscribe(subscription)
 
 
-async def _position_when_reachable(store: VariableStore, session_id: str) -> tuple[int, int] | None:
+async def _position_when_reachable(store: VariableStore, session_id: str) -> int | None:
     """Where the session stands, waiting out a Redis outage instead of ending the stream."""
     delay = 0.05
     while True:
