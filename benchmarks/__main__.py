@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from benchmarks import plots, report
 from benchmarks._env import Env
-from benchmarks._infra import frontend_process, grpc_echo_process, private_etcd, private_redis
+from benchmarks._infra import grpc_echo_process, private_etcd
 from benchmarks.workloads import (
     batch,
     cache,
@@ -31,6 +31,8 @@ from benchmarks.workloads import (
     sdk_missing,
     single_ops,
 )
+from bridge_server.testing import FrontendProcess, private_redis
+from unified_bridge._transport import parse_targets
 
 Workload = Callable[[Env], dict[str, Any]]
 
@@ -59,14 +61,14 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def _deploy(stack: contextlib.ExitStack, args: argparse.Namespace) -> Env:
-    redis_url = args.redis_url or stack.enter_context(private_redis())
+    redis_url = args.redis_url or stack.enter_context(private_redis()).url
     pids: tuple[int, ...] = ()
     if args.target:
-        targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
+        targets = tuple(parse_targets(args.target))
     else:
-        started = [stack.enter_context(frontend_process(redis_url)) for _ in range(2)]
-        targets, pids = tuple(t for t, _ in started), tuple(p for _, p in started)
-    echo_target, _ = stack.enter_context(grpc_echo_process())
+        started = [stack.enter_context(FrontendProcess(redis_url)) for _ in range(2)]
+        targets, pids = tuple(f.target for f in started), tuple(f.pid for f in started)
+    echo_target = stack.enter_context(grpc_echo_process())
     etcd_target = stack.enter_context(private_etcd())
     return Env(redis_url, targets, pids, echo_target, etcd_target, args.quick)
 

@@ -16,10 +16,11 @@ import sys
 from collections.abc import Sequence
 
 from benchmarks import baselines
-from benchmarks._infra import frontend_process, grpc_echo_process, private_redis
+from benchmarks._infra import grpc_echo_process
 from benchmarks._raw import RawClient, new_session_id
 from benchmarks._stats import Summary, summarize, time_calls
 from benchmarks._table import text_table
+from bridge_server.testing import FrontendProcess, private_redis
 
 __all__ = ["measure", "render"]
 
@@ -70,9 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--redis-url", help="use this Redis instead of starting a private redis-server")
     args = parser.parse_args(argv)
     with contextlib.ExitStack() as stack:
-        redis_url = args.redis_url or stack.enter_context(private_redis())
-        frontend, _ = stack.enter_context(frontend_process(redis_url))
-        echo, _ = stack.enter_context(grpc_echo_process())
+        redis_url = args.redis_url or stack.enter_context(private_redis()).url
+        frontend = stack.enter_context(FrontendProcess(redis_url)).target
+        echo = stack.enter_context(grpc_echo_process())
         print(render(measure(redis_url, frontend, echo, args.n)))
     return 0
 

@@ -12,9 +12,10 @@ import grpc
 import pytest
 
 from bridge_server.config import Settings
-from tests.harness.frontends import FrontendProcess, InProcessFrontend
+from bridge_server.testing import FrontendProcess, RedisServer
+from tests.harness.frontends import InProcessFrontend
 from tests.harness.redis_cluster import cluster_tools_available, private_redis_cluster
-from tests.harness.redis_servers import RedisProcess, private_redis, test_redis
+from tests.harness.redis_servers import test_redis
 from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
 
 _REAL_REDIS = True
@@ -98,16 +99,16 @@ def frontend_process_factory(redis_url: str) -> Iterator[Callable[..., FrontendP
 
 
 @pytest.fixture
-def redis_process_factory(tmp_path: Any) -> Iterator[Callable[..., RedisProcess]]:
+def redis_process_factory(tmp_path: Any) -> Iterator[Callable[..., RedisServer]]:
     """Private redis-servers a test may stop and restart (for outage tests)."""
     if shutil.which("redis-server") is None:
         pytest.skip("needs the redis-server binary to start and stop a private Redis")
-    started: list[RedisProcess] = []
+    started: list[RedisServer] = []
 
-    def start(*extra_args: str) -> RedisProcess:
+    def start(*extra_args: str) -> RedisServer:
         directory = tmp_path / f"redis-{len(started)}"
         directory.mkdir()
-        server = RedisProcess(directory, *extra_args).start()
+        server = RedisServer(directory, *extra_args).start()
         started.append(server)
         return server
 
@@ -141,6 +142,3 @@ def channel(frontend: InProcessFrontend) -> Iterator[grpc.Channel]:
 @pytest.fixture
 def stub(channel: grpc.Channel) -> pb_grpc.UnifiedBridgeStub:
     return pb_grpc.UnifiedBridgeStub(channel)
-
-
-__all__ = ["private_redis"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import redis
 
-from tests.harness.redis_servers import RedisProcess, wait_until
+from bridge_server.testing import RedisServer, wait_until
 
 _BUS_OFFSET = 10_000  # Redis Cluster's bus listens on port + 10000
 _CLUSTER_NODE_ARGS = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
@@ -52,13 +52,12 @@ def _cluster_is_ok(port: int) -> bool:
 def private_redis_cluster(primaries: int = 3) -> Iterator[str]:
     """Yields the URL of one node; clients discover the rest."""
     with tempfile.TemporaryDirectory(prefix="ub-cluster-") as directory:
-        nodes: list[RedisProcess] = []
+        nodes: list[RedisServer] = []
         try:
             for index in range(primaries):
                 node_dir = Path(directory) / f"node-{index}"
                 node_dir.mkdir()
-                node = RedisProcess(node_dir, *_CLUSTER_NODE_ARGS)
-                node.port = _cluster_port()
+                node = RedisServer(node_dir, *_CLUSTER_NODE_ARGS, port=_cluster_port())
                 nodes.append(node.start())
             addresses = [f"127.0.0.1:{n.port}" for n in nodes]
             subprocess.run(

@@ -14,93 +14,14 @@ import logging
 import os
 import shutil
 import socket
-import subprocess
-import tempfile
-import time
+import threading
 from collections.abc import Iterator
-from pathlib import Path
 
-import redis
+from bridge_server.testing import free_port, private_redis
 
 log = logging.getLogger(__name__)
 
 REDIS_URL_VARIABLE = "BRIDGE_TEST_REDIS_URL"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(predicate: object, what: str, attempts: int = 400, delay: float = 0.025) -> None:
-    """Poll `predicate` (a callable) until it is true; raise after `attempts` tries."""
-    assert callable(predicate)
-    for _ in range(attempts):
-        if predicate():
-            return
-        time.sleep(delay)
-    raise TimeoutError(f"gave up waiting for {what}")
-
-
-class RedisProcess:
-    """A private `redis-server` that a test may stop and start again on the same port."""
-
-    def __init__(self, directory: Path, *extra_args: str) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.extra_args = extra_args
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisProcess:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise FileNotFoundError("redis-server is not installed")
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        args += ["--dir", str(self.directory), *self.extra_args]
-        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(self._answers, f"redis-server on port {self.port}")
-        return self
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
-
-    def crash(self) -> None:
-        """SIGKILL: no shutdown save, no goodbye; only what was on disk survives."""
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait(timeout=10)
-            self._process = None
-
-    def _answers(self) -> bool:
-        if self._process is not None and self._process.poll() is not None:
-            raise RuntimeError(f"redis-server exited with {self._process.returncode}")
-        try:
-            with redis.Redis(port=self.port, socket_timeout=0.5) as client:
-                return bool(client.ping())
-        except redis.ConnectionError:
-            return False
-
-
-@contextlib.contextmanager
-def private_redis(*extra_args: str) -> Iterator[RedisProcess]:
-    with tempfile.TemporaryDirectory(prefix="ub-redis-") as directory:
-        server = RedisProcess(Path(directory), *extra_args).start()
-        try:
-            yield server
-        finally:
-            server.stop()
 
 
 @contextlib.contextmanager
@@ -134,7 +55,7 @@ def _fake_tcp_redis() -> Iterator[str]:
 
     port = free_port()
     server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
-    thread = __import__("threading").Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield f"redis://127.0.0.1:{port}/0"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from tests.harness.redis_servers import wait_until
+from bridge_server.testing import wait_until
 from tests.integration.helpers import create_session, register_int, set_int
 from unified_bridge.proto import unified_bridge_pb2 as pb
 from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc

@@ -7,7 +7,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bridge_server.health import SERVICE_NAME
-from tests.harness.redis_servers import wait_until
+from bridge_server.testing import wait_until
 from tests.integration.helpers import EventReader, create_session, register_int, set_int
 from unified_bridge.proto import unified_bridge_pb2 as pb
 from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc

@@ -7,7 +7,7 @@ import urllib.request
 import grpc
 
 from bridge_server.config import Settings
-from tests.harness.redis_servers import free_port, wait_until
+from bridge_server.testing import free_port, wait_until
 from tests.integration.helpers import EventReader, create_session, rpc_error
 from unified_bridge.proto import unified_bridge_pb2 as pb
 from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc

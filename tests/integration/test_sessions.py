@@ -8,7 +8,7 @@ import grpc
 import pytest
 import redis
 
-from tests.harness.redis_servers import wait_until
+from bridge_server.testing import wait_until
 from tests.integration.helpers import (
     assert_status,
     create_session,
