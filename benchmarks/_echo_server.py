@@ -28,7 +28,8 @@ PUSH_METHOD = f"/{SERVICE}/Push"
 log = logging.getLogger("benchmarks.echo_server")
 
 
-def _identity(data: bytes) -> bytes:
+def identity(data: bytes) -> bytes:
+    """The (de)serializer of raw bytes messages, shared with the client side in baselines."""
     return data
 
 
@@ -47,10 +48,10 @@ async def _serve() -> None:
     server = grpc.aio.server()
     handlers = {
         "Unary": grpc.unary_unary_rpc_method_handler(
-            _unary, request_deserializer=_identity, response_serializer=_identity
+            _unary, request_deserializer=identity, response_serializer=identity
         ),
         "Push": grpc.unary_stream_rpc_method_handler(
-            _push, request_deserializer=_identity, response_serializer=_identity
+            _push, request_deserializer=identity, response_serializer=identity
         ),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))

@@ -11,7 +11,7 @@ import time
 import grpc
 import redis
 
-from benchmarks._echo_server import PUSH_METHOD, UNARY_METHOD
+from benchmarks._echo_server import PUSH_METHOD, UNARY_METHOD, identity
 from benchmarks._stats import time_calls
 
 __all__ = ["grpc_push", "grpc_unary_echo", "redis_evalsha", "redis_hget"]
@@ -55,16 +55,10 @@ def redis_evalsha(redis_url: str, n: int) -> list[int]:
         client.close()
 
 
-def _identity(data: bytes) -> bytes:
-    return data
-
-
 def grpc_unary_echo(target: str, n: int) -> list[int]:
     """A blocking grpcio unary call to the bare grpc.aio echo server: the transport floor."""
     with grpc.insecure_channel(target) as channel:
-        echo = channel.unary_unary(
-            UNARY_METHOD, request_serializer=_identity, response_deserializer=_identity
-        )
+        echo = channel.unary_unary(UNARY_METHOD, request_serializer=identity, response_deserializer=identity)
         payload = b"x" * 32
         return time_calls(lambda _: echo(payload), n, warmup=min(n, 50))
 
@@ -72,9 +66,7 @@ def grpc_unary_echo(target: str, n: int) -> list[int]:
 def grpc_push(target: str, n: int, gap_us: int = 1000) -> list[int]:
     """One-way latency of a server-streaming push to a waiting client (wall clock, same host)."""
     with grpc.insecure_channel(target) as channel:
-        push = channel.unary_stream(
-            PUSH_METHOD, request_serializer=_identity, response_deserializer=_identity
-        )
+        push = channel.unary_stream(PUSH_METHOD, request_serializer=identity, response_deserializer=identity)
         warmup = 20
         samples: list[int] = []
         for index, message in enumerate(push(f"{n + warmup} {gap_us}".encode())):

@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from benchmarks._table import format_us
+
 __all__ = ["write_plots"]
 
 
@@ -37,7 +39,7 @@ def _overview(results: dict[str, Any], path: Path) -> None:
     bars = ax.bar(ops, [latency[op]["p50_us"] / 1000 for op in ops], color="tab:blue")
     # A cached read is ~1000x faster than a remote call: only a log axis shows both.
     ax.set_yscale("log")
-    ax.bar_label(bars, labels=[_short_duration(latency[op]["p50_us"]) for op in ops], fontsize=8)
+    ax.bar_label(bars, labels=[format_us(latency[op]["p50_us"]) for op in ops], fontsize=8)
     ax.set_ylabel("p50 latency (ms, log scale)")
     ax.set_title("Single operations")
     ax.tick_params(axis="x", labelrotation=30)
@@ -136,7 +138,3 @@ def write_plots(results: dict[str, Any], out: Path) -> list[str]:
     for name, draw in figures.items():
         draw(results, out / name)
     return list(figures)
-
-
-def _short_duration(microseconds: float) -> str:
-    return f"{microseconds:.1f} us" if microseconds < 1000 else f"{microseconds / 1000:.2f} ms"

@@ -6,7 +6,7 @@ import datetime
 import platform
 from typing import Any
 
-from benchmarks._table import markdown_table, text_table
+from benchmarks._table import format_us, markdown_table, text_table
 
 __all__ = ["HEADERS", "headline_rows", "headline_text", "machine", "markdown_report", "now_iso"]
 
@@ -18,10 +18,6 @@ _NOT_MEASURED = "not measured"
 def _lat(results: dict[str, Any], workload: str, name: str) -> dict[str, float] | None:
     latency: dict[str, dict[str, float]] = results.get(workload, {}).get("latency", {})
     return latency.get(name)
-
-
-def _us(value: float) -> str:
-    return f"{value / 1000:.2f} ms" if value >= 1000 else f"{value:.1f} us"
 
 
 class _Floors:
@@ -54,7 +50,7 @@ def _etcd(value: float, etcd: float) -> str:
     if not etcd:
         return _NOT_MEASURED
     ratio = value / etcd
-    return f"{_us(etcd)} ({ratio:.2f}x)" if ratio >= 0.05 else f"{_us(etcd)} (1/{1 / ratio:.0f})"
+    return f"{format_us(etcd)} ({ratio:.2f}x)" if ratio >= 0.05 else f"{format_us(etcd)} (1/{1 / ratio:.0f})"
 
 
 def _latency_rows(results: dict[str, Any], floors: _Floors) -> list[list[str]]:
@@ -99,7 +95,15 @@ def _latency_rows(results: dict[str, Any], floors: _Floors) -> list[list[str]]:
             rows.append([label, _NOT_MEASURED, "", "", ""])
             continue
         p50 = lat["p50_us"]
-        rows.append([label, _us(p50), _us(lat["p99_us"]), _ratio(p50, floor, floor_label), _etcd(p50, etcd)])
+        rows.append(
+            [
+                label,
+                format_us(p50),
+                format_us(lat["p99_us"]),
+                _ratio(p50, floor, floor_label),
+                _etcd(p50, etcd),
+            ]
+        )
     return rows
 
 
@@ -160,7 +164,7 @@ def _other_rows(results: dict[str, Any], floors: _Floors) -> list[list[str]]:
                 [
                     f"read-modify-write, {row['workers']} {mode}",
                     f"{row['throughput_per_s']:.0f} op/s",
-                    _us(row["latency"]["p99_us"]),
+                    format_us(row["latency"]["p99_us"]),
                     _ratio(p50, floors.write, "echo+EVALSHA")
                     + (" ok" if row["correct"] else " LOST UPDATES"),
                     "",
@@ -202,7 +206,7 @@ def _other_rows(results: dict[str, Any], floors: _Floors) -> list[list[str]]:
     return rows
 
 
-def _floor_rows(floors: _Floors, results: dict[str, Any]) -> list[list[str]]:
+def _floor_rows(results: dict[str, Any]) -> list[list[str]]:
     rows = []
     for key, label in [
         ("redis_hget", "floor: redis-py HGET"),
@@ -218,14 +222,14 @@ def _floor_rows(floors: _Floors, results: dict[str, Any]) -> list[list[str]]:
         if lat is None:
             rows.append([label, _NOT_MEASURED, "", "", ""])
         else:
-            rows.append([label, _us(lat["p50_us"]), _us(lat["p99_us"]), "", ""])
+            rows.append([label, format_us(lat["p50_us"]), format_us(lat["p99_us"]), "", ""])
     return rows
 
 
 def headline_rows(results: dict[str, Any]) -> list[list[str]]:
     floors = _Floors(results)
     return (
-        _floor_rows(floors, results)
+        _floor_rows(results)
         + _latency_rows(results, floors)
         + _batch_rows(results, floors)
         + _other_rows(results, floors)

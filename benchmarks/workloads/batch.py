@@ -7,7 +7,6 @@ with size is fitted with a line (the per-item cost is its slope, r^2 says how li
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,17 +14,13 @@ import numpy as np
 
 from benchmarks._env import Env
 from benchmarks._raw import RawClient, new_session_id
+from benchmarks._stats import time_calls
 
 __all__ = ["run"]
 
 
 def _median_ms(action: Callable[[], object], repetitions: int) -> float:
-    times = []
-    for _ in range(repetitions):
-        start = time.perf_counter_ns()
-        action()
-        times.append((time.perf_counter_ns() - start) / 1e6)
-    return statistics.median(times)
+    return statistics.median(time_calls(lambda _: action(), repetitions)) / 1e6
 
 
 def run(env: Env) -> dict[str, Any]:

@@ -11,6 +11,8 @@ import redis
 from benchmarks._env import Env
 from benchmarks._infra import rss_kib
 from benchmarks._raw import RawClient, new_session_id
+from bridge_server.config import Settings
+from bridge_server.keys import session_keys
 from unified_bridge.proto import unified_bridge_pb2 as pb
 from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
 
@@ -38,11 +40,10 @@ def run(env: Env) -> dict[str, Any]:
 
 
 def _session_bytes(client: redis.Redis, session_id: str) -> dict[str, int]:
-    sizes: dict[str, int] = {}
-    for key in client.scan_iter(match=f"*{{{session_id}}}*", count=1000):
-        kind = key.decode().rsplit(":", 1)[-1]
-        sizes[kind] = sizes.get(kind, 0) + int(client.memory_usage(key, samples=0) or 0)
-    return sizes
+    """MEMORY USAGE of each key of the session (the frontends run with the default key prefix)."""
+    keys = session_keys(Settings().key_prefix, session_id)
+    named = {"session": keys.session, "vars": keys.vars, "names": keys.names, "log": keys.log}
+    return {kind: int(client.memory_usage(key, samples=0) or 0) for kind, key in named.items()}
 
 
 def _bytes_per_variable(env: Env, count: int, register: Any) -> dict[str, float]:

@@ -39,15 +39,19 @@ def _client(target: str, session_id: str, duration_s: float, start_at: float) ->
 
 
 def _throughput(targets: tuple[str, ...], duration_s: float) -> float:
-    session_id = new_session_id("scale")
-    spawn = multiprocessing.get_context("spawn")
-    with spawn.Pool(_CLIENT_PROCESSES) as pool:
-        start_at = time.time() + 3.0  # after every client has imported and connected
-        jobs = [
-            (targets[i % len(targets)], session_id, duration_s, start_at) for i in range(_CLIENT_PROCESSES)
-        ]
-        counts = pool.starmap(_client, jobs)
-    RawClient(targets[0], session_id).delete_session()
+    owner = RawClient(targets[0], new_session_id("scale"))  # creates the session the clients share
+    try:
+        spawn = multiprocessing.get_context("spawn")
+        with spawn.Pool(_CLIENT_PROCESSES) as pool:
+            start_at = time.time() + 3.0  # after every client has imported and connected
+            jobs = [
+                (targets[i % len(targets)], owner.session_id, duration_s, start_at)
+                for i in range(_CLIENT_PROCESSES)
+            ]
+            counts = pool.starmap(_client, jobs)
+    finally:
+        owner.delete_session()
+        owner.close()
     return sum(counts) / duration_s
 
 
