@@ -16,20 +16,22 @@ from __future__ import annotations
 import dataclasses
 import enum
 
+from unified_bridge.proto import unified_bridge_pb2 as pb
+
 __all__ = ["ChangeEvent", "EventKind", "VariableChange", "decode_event"]
 
 _MAGIC = b"UB1"
 
 
 class EventKind(enum.IntEnum):
-    """Values match the proto's EventKind."""
+    """The proto's EventKind; the Lua scripts write these numbers (1, 2, 3, 4) into events."""
 
-    REGISTERED = 1
-    UPDATED = 2
-    DELETED = 3
-    SESSION_DELETED = 4
-    HISTORY_GONE = 5
-    CAUGHT_UP = 6
+    REGISTERED = pb.EVENT_KIND_REGISTERED
+    UPDATED = pb.EVENT_KIND_UPDATED
+    DELETED = pb.EVENT_KIND_DELETED
+    SESSION_DELETED = pb.EVENT_KIND_SESSION_DELETED
+    HISTORY_GONE = pb.EVENT_KIND_HISTORY_GONE
+    CAUGHT_UP = pb.EVENT_KIND_CAUGHT_UP
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
