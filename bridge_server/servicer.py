@@ -1,7 +1,9 @@
 """The UnifiedBridge gRPC service: a thin mapping between protobuf and the variable store.
 
 Errors are translated in exactly one place (`_status_for`): the project's own errors carry their
-status; Redis being unreachable is UNAVAILABLE; anything else is a bug here and is INTERNAL.
+status; Redis being unreachable is UNAVAILABLE; anything else is a bug here and is INTERNAL. A failed
+call also names its error class in the trailing metadata (`ERROR_METADATA_KEY`), so the SDK raises the
+same class without reading the message (two classes share NOT_FOUND).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import grpc
 from redis import exceptions as redis_errors
@@ -20,7 +22,14 @@ from bridge_server.fanout import EventHub
 from bridge_server.metrics import Metrics
 from bridge_server.store import ValueReader, VariableStore
 from bridge_server.watch import watch_session
-from unified_bridge.errors import BridgeError, ValidationError
+from unified_bridge.errors import (
+    ERROR_METADATA_KEY,
+    BridgeError,
+    BridgeUnavailableError,
+    LimitExceededError,
+    ValidationError,
+    wire_name,
+)
 from unified_bridge.proto import unified_bridge_pb2 as pb
 from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
 from unified_bridge.types import VariableType, constraints_from_proto, value_from_proto
@@ -33,17 +42,31 @@ Request = TypeVar("Request")
 Response = TypeVar("Response")
 
 
-def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+class _Status(NamedTuple):
+    code: grpc.StatusCode
+    message: str
+    error_class: type[BridgeError] | None  # None: not one of ours (INTERNAL)
+
+
+def _status_for(exc: BaseException) -> _Status:
     if isinstance(exc, BridgeError):
-        return grpc.StatusCode[exc.status_code], exc.message
+        return _Status(grpc.StatusCode[exc.status_code], exc.message, type(exc))
     if isinstance(exc, redis_errors.ResponseError) and str(exc).startswith("OOM"):
-        return grpc.StatusCode.RESOURCE_EXHAUSTED, "storage is out of memory"
+        return _Status(grpc.StatusCode.RESOURCE_EXHAUSTED, "storage is out of memory", LimitExceededError)
     if isinstance(
         exc, redis_errors.ConnectionError | redis_errors.TimeoutError | redis_errors.BusyLoadingError
     ):
-        return grpc.StatusCode.UNAVAILABLE, f"storage unavailable: {exc}"
+        return _Status(grpc.StatusCode.UNAVAILABLE, f"storage unavailable: {exc}", BridgeUnavailableError)
     log.exception("internal error", exc_info=exc)
-    return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}"
+    return _Status(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}", None)
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], status: _Status) -> NoReturn:
+    """End the call with ``status``, naming the error class in the trailing metadata."""
+    if status.error_class is not None:
+        context.set_trailing_metadata(((ERROR_METADATA_KEY, wire_name(status.error_class)),))
+    await context.abort(status.code, status.message)
+    raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
 
 def unary(
@@ -58,10 +81,9 @@ def unary(
         try:
             response = await method(self, request, context)
         except Exception as exc:
-            code, message = _status_for(exc)
-            metrics.calls.labels(name, code.name).inc()
-            await context.abort(code, message)
-            raise  # unreachable: abort raises
+            status = _status_for(exc)
+            metrics.calls.labels(name, status.code.name).inc()
+            await _abort(context, status)
         metrics.latency.labels(name).observe(time.perf_counter() - started)
         metrics.calls.labels(name, "OK").inc()
         return response
@@ -177,7 +199,7 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
                     pb.UpdateResult(name_or_id=outcome.ref, ok=True, id=outcome.id, version=outcome.version)
                 )
             else:
-                code, message = _status_for(outcome.error)
+                code, message, _ = _status_for(outcome.error)
                 results.append(
                     pb.UpdateResult(
                         name_or_id=outcome.ref,
@@ -215,8 +237,9 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
             async for event in events:
                 yield event_to_proto(event)
         except Exception as exc:
-            code, message = _status_for(exc)
-            await context.abort(code, message)
+            status = _status_for(exc)
+            code = status.code
+            await _abort(context, status)
         finally:
             self.metrics.watch_streams.dec()
             self.metrics.calls.labels("WatchSession", code.name).inc()

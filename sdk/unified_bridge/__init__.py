@@ -8,7 +8,6 @@
 """
 
 from unified_bridge._async_session import AsyncSessionContext
-from unified_bridge._cache import CacheStats
 from unified_bridge._calls import DEFAULT_TIMEOUT, RetryPolicy
 from unified_bridge._client import AsyncBridgeClient, BridgeClient, connect, connect_async
 from unified_bridge._core import DEFAULT_CACHE_TTL
@@ -41,7 +40,6 @@ __all__ = [
     "BridgeClient",
     "BridgeError",
     "BridgeUnavailableError",
-    "CacheStats",
     "Change",
     "ChangeEvent",
     "LimitExceededError",

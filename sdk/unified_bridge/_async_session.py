@@ -18,18 +18,16 @@ from unified_bridge._calls import (
     DEFAULT_TIMEOUT,
     Flow,
     RetryPolicy,
-    Rpc,
-    call_unary_async,
+    async_invoker,
     run_flow_async,
 )
-from unified_bridge._core import DEFAULT_CACHE_TTL, DEFAULT_UPDATE_ATTEMPTS, SessionCore
+from unified_bridge._core import DEFAULT_CACHE_TTL, DEFAULT_UPDATE_ATTEMPTS, SessionCore, delete_session
 from unified_bridge._models import ChangeEvent
 from unified_bridge._proxy import AsyncVariableProxy, BatchUpdater
 from unified_bridge._session import ttl_seconds
 from unified_bridge._transport import AsyncTransport
 from unified_bridge._watch import StreamBackoff, TaskFollower, WatchCursor, aiter_changes
 from unified_bridge.errors import BridgeError
-from unified_bridge.proto import unified_bridge_pb2 as pb2
 from unified_bridge.types import VariableType, validate_session_id
 
 __all__ = ["AsyncSessionContext"]
@@ -84,9 +82,8 @@ class AsyncSessionContext:
             validate_session_id(session_id)
         self._transport = async_transport_for(stub_or_channel)
         self._owns_transport = owns_transport
-        self._stub = self._transport.stub
         self._timeout = timeout
-        self._policy = retry_policy
+        self._invoke = async_invoker(self._transport.stub, timeout, retry_policy)
         self._core = SessionCore(session_id or "", cache_ttl=ttl_seconds(cache_ttl))
         self._lookup = self._core.cache.lookup
         self._session_args = (ttl, dict(metadata or {}))
@@ -99,15 +96,6 @@ class AsyncSessionContext:
         self._update_locks: dict[str, asyncio.Lock] = {}
 
     # --- plumbing --------------------------------------------------------------------------------
-
-    def _invoke(self, step: Rpc) -> Any:
-        return call_unary_async(
-            getattr(self._stub, step.method),
-            step.request,
-            timeout=self._timeout,
-            retry=step.retry,
-            policy=self._policy,
-        )
 
     async def _run(self, flow: Flow[T]) -> T:
         if not self._started or self._closed:
@@ -256,10 +244,9 @@ class AsyncSessionContext:
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def delete_session(self) -> bool:
-        request = pb2.DeleteSessionRequest(session_id=self.session_id)
-        response: pb2.DeleteSessionResponse = await self._run(_single(Rpc("DeleteSession", request, True)))
+        deleted = await self._run(delete_session(self.session_id))
         await self.close()
-        return response.deleted
+        return deleted
 
     async def close(self) -> None:
         if self._closed:
@@ -281,8 +268,3 @@ class AsyncSessionContext:
 
     def __repr__(self) -> str:
         return f"AsyncSessionContext(session_id={self.session_id!r})"
-
-
-def _single(step: Rpc) -> Flow[Any]:
-    reply = yield step
-    return reply

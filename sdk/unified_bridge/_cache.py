@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from time import monotonic as _monotonic
 from typing import Any, Final
@@ -77,6 +78,11 @@ class _Entry:
     name: str
     expires_at: float
     mutable: bool
+
+
+def _covers(entry: _Entry, name: str, version: int) -> bool:
+    """Does ``entry`` already hold ``version`` (or newer) of the variable now called ``name``?"""
+    return entry.version >= version and entry.name == name
 
 
 class NearCache:
@@ -141,6 +147,10 @@ class NearCache:
         stamps = self._stamps
         return all(stamps.get(k, -1) <= token for k in keys) and self._versions.get(var_id, -1) <= version
 
+    def _new_entry(self, var_id: str, name: str, version: int, value: Any) -> _Entry:
+        mutable = not isinstance(value, _IMMUTABLE)
+        return _Entry(value, version, var_id, name, _monotonic() + self.ttl, mutable)
+
     def _insert(self, entry: _Entry, extra_key: str | None) -> None:
         keys = self._keys_by_id.setdefault(entry.var_id, set())
         for key in (entry.var_id, entry.name, extra_key):
@@ -159,9 +169,7 @@ class NearCache:
             current = self._entries.get(var_id)
             if current is not None and current.version > version:
                 return False
-            entry = _Entry(
-                value, version, var_id, name, _monotonic() + self.ttl, not isinstance(value, _IMMUTABLE)
-            )
+            entry = self._new_entry(var_id, name, version, value)
             self._insert(entry, requested if requested not in (var_id, name) else None)
             return True
 
@@ -174,8 +182,7 @@ class NearCache:
             self._note_version(var_id, version)
             self._forget_locked(var_id, name)
             if allowed:
-                mutable = not isinstance(value, _IMMUTABLE)
-                self._insert(_Entry(value, version, var_id, name, _monotonic() + self.ttl, mutable), None)
+                self._insert(self._new_entry(var_id, name, version, value), None)
 
     # --- invalidation ----------------------------------------------------------------------------
 
@@ -219,22 +226,33 @@ class NearCache:
             self._forget_locked(var_id, name)
             self.invalidations += 1
 
-    def apply_change(self, var_id: str, name: str, version: int, value: Any, has_value: bool) -> None:
+    def apply_change(self, var_id: str, name: str, version: int, decode: Callable[[], Any]) -> None:
         """An update or registration from the watch stream: version ``version`` of ``var_id`` exists, so
-        older values must not be served or filled; refresh a cached entry with the event's value."""
-        if not has_value:
-            self.invalidate(var_id, name)
-            return
+        older values must not be served or filled; a cached entry is refreshed with the event's value.
+
+        ``decode()`` returns that value. It is called only when an entry is refreshed in place: decoding
+        is the costly part (a tensor takes milliseconds) and most events only invalidate. If it raises,
+        the cache is left as it was and the error propagates (the caller then invalidates).
+        """
+        value: Any = MISS
+        guess = self._entries.get(var_id)
+        if self._serving and guess is not None and not _covers(guess, name, version):
+            # Likely a refresh: decode before taking the lock, so fills and writes do not wait on it.
+            value = decode()
         with self._lock:
-            self._note_version(var_id, version)
             current = self._entries.get(var_id)
-            if current is not None and current.version >= version and current.name == name:
+            if current is not None and _covers(current, name, version):
+                self._note_version(var_id, version)
                 return  # our own write (or a newer read) already put this version here
+            refresh = current is not None and self._serving
+            if refresh and value is MISS:
+                # Filled since the unlocked check (rare). Decoded before any change, in case it raises.
+                value = decode()
+            self._note_version(var_id, version)
             self._forget_locked(var_id, name)
             self.invalidations += 1
-            if current is not None and self._serving:
-                mutable = not isinstance(value, _IMMUTABLE)
-                self._insert(_Entry(value, version, var_id, name, _monotonic() + self.ttl, mutable), None)
+            if refresh:
+                self._insert(self._new_entry(var_id, name, version, value), None)
 
     def clear(self) -> None:
         """Forget everything; reads in flight lose their fill."""
@@ -268,6 +286,3 @@ class NearCache:
     def stats(self) -> CacheStats:
         size = len({id(e) for e in list(self._entries.values())})
         return CacheStats(self.hits, self.misses, self.invalidations, size)
-
-    def reset_stats(self) -> None:
-        self.hits = self.misses = 0

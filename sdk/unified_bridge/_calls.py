@@ -15,13 +15,18 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 
-from unified_bridge.errors import BridgeError, BridgeUnavailableError, error_class_for_status
+from unified_bridge.errors import (
+    ERROR_METADATA_KEY,
+    BridgeError,
+    BridgeUnavailableError,
+    error_class_for_status,
+)
 
 __all__ = [
     "DEFAULT_RETRY_POLICY",
@@ -30,8 +35,10 @@ __all__ = [
     "Pause",
     "RetryPolicy",
     "Rpc",
+    "async_invoker",
     "call_unary",
     "call_unary_async",
+    "invoker",
     "run_flow",
     "run_flow_async",
     "translate_error",
@@ -75,13 +82,27 @@ def _status_of(exc: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.UNKNOWN, str(exc)
 
 
+def _error_name_of(exc: grpc.RpcError) -> str | None:
+    """The error class name the server sent as trailing metadata, if any."""
+    try:
+        # (key, value) pairs: _Metadatum named tuples (sync) or a grpc.aio.Metadata (asyncio).
+        trailing = cast("Iterable[tuple[str, Any]]", exc.trailing_metadata() or ())
+    except AttributeError:  # not a Call (see _status_of)
+        return None
+    for key, value in trailing:
+        if key == ERROR_METADATA_KEY:
+            return value if isinstance(value, str) else None
+    return None
+
+
 def translate_error(exc: grpc.RpcError) -> BridgeError:
     """The :class:`BridgeError` for a failed RPC; the caller raises it ``from exc``.
 
-    The gRPC status stays on the error as ``grpc_status`` (a ``grpc.StatusCode``).
+    The class is the one the server names in its trailing metadata, else the status code's. The gRPC
+    status stays on the error as ``grpc_status`` (a ``grpc.StatusCode``).
     """
     code, details = _status_of(exc)
-    error_class = error_class_for_status(code.name, details)
+    error_class = error_class_for_status(code.name, details, _error_name_of(exc))
     message = details or f"{code.name.lower()}: the call failed without a message"
     if error_class is BridgeUnavailableError and code is grpc.StatusCode.DEADLINE_EXCEEDED:
         message = f"No frontend answered before the deadline ({details})"
@@ -167,6 +188,26 @@ class Pause:
 
 
 Flow = Generator[Rpc | Pause, Any, T]
+
+
+def invoker(stub: Any, timeout: float, policy: RetryPolicy) -> Callable[[Rpc], Any]:
+    """The ``invoke`` of :func:`run_flow` for ``stub``: each step through :func:`call_unary`."""
+
+    def invoke(step: Rpc) -> Any:
+        method = getattr(stub, step.method)
+        return call_unary(method, step.request, timeout=timeout, retry=step.retry, policy=policy)
+
+    return invoke
+
+
+def async_invoker(stub: Any, timeout: float, policy: RetryPolicy) -> Callable[[Rpc], Any]:
+    """The ``invoke`` of :func:`run_flow_async` for a ``grpc.aio`` ``stub``: returns awaitables."""
+
+    def invoke(step: Rpc) -> Any:
+        method = getattr(stub, step.method)
+        return call_unary_async(method, step.request, timeout=timeout, retry=step.retry, policy=policy)
+
+    return invoke
 
 
 def run_flow(flow: Flow[T], invoke: Callable[[Rpc], Any]) -> T:

@@ -15,21 +15,16 @@ from unified_bridge._calls import (
     DEFAULT_RETRY_POLICY,
     DEFAULT_TIMEOUT,
     RetryPolicy,
-    call_unary,
-    call_unary_async,
+    async_invoker,
+    invoker,
+    run_flow,
+    run_flow_async,
 )
-from unified_bridge._core import DEFAULT_CACHE_TTL
+from unified_bridge._core import DEFAULT_CACHE_TTL, delete_session, list_sessions
 from unified_bridge._session import SessionContext
 from unified_bridge._transport import AsyncTransport, SyncTransport, parse_targets
-from unified_bridge.proto import unified_bridge_pb2 as pb2
 
 __all__ = ["AsyncBridgeClient", "BridgeClient", "connect", "connect_async"]
-
-
-class _ClientSettings:
-    def __init__(self, timeout: float, retry_policy: RetryPolicy) -> None:
-        self.timeout = timeout
-        self.retry_policy = retry_policy
 
 
 class BridgeClient:
@@ -51,8 +46,10 @@ class BridgeClient:
         token: str | None = None,
     ) -> None:
         self.targets = parse_targets(target)
-        self._settings = _ClientSettings(timeout, retry_policy)
+        self._timeout = timeout
+        self._retry_policy = retry_policy
         self._transport = SyncTransport(self.targets, options=options, credentials=credentials, token=token)
+        self._invoke = invoker(self._transport.stub, timeout, retry_policy)
         self._sessions: weakref.WeakSet[SessionContext] = weakref.WeakSet()
 
     def session(
@@ -72,37 +69,19 @@ class BridgeClient:
             metadata=metadata,
             cache=cache,
             cache_ttl=cache_ttl,
-            timeout=self._settings.timeout,
-            retry_policy=self._settings.retry_policy,
+            timeout=self._timeout,
+            retry_policy=self._retry_policy,
         )
         self._sessions.add(ctx)
         return ctx
 
     def list_sessions(self) -> list[str]:
-        ids: list[str] = []
-        token = ""
-        while True:
-            request = pb2.ListSessionsRequest(page_token=token)
-            response: pb2.ListSessionsResponse = self._call("ListSessions", request)
-            ids.extend(response.session_ids)
-            token = response.next_page_token
-            if not token:
-                return ids
+        """Every session id on the server."""
+        return run_flow(list_sessions(), self._invoke)
 
     def delete_session(self, session_id: str) -> bool:
-        response: pb2.DeleteSessionResponse = self._call(
-            "DeleteSession", pb2.DeleteSessionRequest(session_id=session_id)
-        )
-        return response.deleted
-
-    def _call(self, method: str, request: Any) -> Any:
-        return call_unary(
-            getattr(self._transport.stub, method),
-            request,
-            timeout=self._settings.timeout,
-            retry=True,  # every client-level call is idempotent
-            policy=self._settings.retry_policy,
-        )
+        """Delete a session and all its variables; False if there was none."""
+        return run_flow(delete_session(session_id), self._invoke)
 
     def close(self) -> None:
         """Close every session opened from this client, then the channels."""
@@ -133,8 +112,10 @@ class AsyncBridgeClient:
         token: str | None = None,
     ) -> None:
         self.targets = parse_targets(target)
-        self._settings = _ClientSettings(timeout, retry_policy)
+        self._timeout = timeout
+        self._retry_policy = retry_policy
         self._transport = AsyncTransport(self.targets, options=options, credentials=credentials, token=token)
+        self._invoke = async_invoker(self._transport.stub, timeout, retry_policy)
         self._sessions: weakref.WeakSet[AsyncSessionContext] = weakref.WeakSet()
 
     async def session(
@@ -154,37 +135,17 @@ class AsyncBridgeClient:
             metadata=metadata,
             cache=cache,
             cache_ttl=cache_ttl,
-            timeout=self._settings.timeout,
-            retry_policy=self._settings.retry_policy,
+            timeout=self._timeout,
+            retry_policy=self._retry_policy,
         )
         self._sessions.add(ctx)
         return await ctx.start()
 
     async def list_sessions(self) -> list[str]:
-        ids: list[str] = []
-        token = ""
-        while True:
-            request = pb2.ListSessionsRequest(page_token=token)
-            response: pb2.ListSessionsResponse = await self._call("ListSessions", request)
-            ids.extend(response.session_ids)
-            token = response.next_page_token
-            if not token:
-                return ids
+        return await run_flow_async(list_sessions(), self._invoke)
 
     async def delete_session(self, session_id: str) -> bool:
-        response: pb2.DeleteSessionResponse = await self._call(
-            "DeleteSession", pb2.DeleteSessionRequest(session_id=session_id)
-        )
-        return response.deleted
-
-    async def _call(self, method: str, request: Any) -> Any:
-        return await call_unary_async(
-            getattr(self._transport.stub, method),
-            request,
-            timeout=self._settings.timeout,
-            retry=True,
-            policy=self._settings.retry_policy,
-        )
+        return await run_flow_async(delete_session(session_id), self._invoke)
 
     async def close(self) -> None:
         for ctx in list(self._sessions):

@@ -8,6 +8,7 @@ keeps the cache coherent. The contexts only drive the flows.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
@@ -16,7 +17,7 @@ from typing import Any
 
 from unified_bridge._cache import MISS, NearCache
 from unified_bridge._calls import Flow, Pause, Rpc
-from unified_bridge._models import MISSING, Definition, VariableInfo, decode_change_value, decode_variable
+from unified_bridge._models import Definition, VariableInfo, decode_change_value, decode_variable
 from unified_bridge.errors import (
     AlreadyExistsError,
     BridgeError,
@@ -36,7 +37,7 @@ from unified_bridge.types import (
     value_to_proto,
 )
 
-__all__ = ["DEFAULT_CACHE_TTL", "SessionCore"]
+__all__ = ["DEFAULT_CACHE_TTL", "SessionCore", "delete_session", "list_sessions"]
 
 logger = logging.getLogger("unified_bridge")
 
@@ -82,6 +83,29 @@ class _Definitions:
 def _conflict_pause(attempt: int) -> Pause:
     # Full jitter: contenders spread out instead of colliding again in lockstep.
     return Pause(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 10))))
+
+
+# --- flows that need no session state (the clients run them too) ---------------------------------
+
+
+def delete_session(session_id: str) -> Flow[bool]:
+    """DeleteSession (idempotent, so retried): whether the session existed."""
+    request = pb2.DeleteSessionRequest(session_id=session_id)
+    response: pb2.DeleteSessionResponse = yield Rpc("DeleteSession", request, True)
+    return response.deleted
+
+
+def list_sessions() -> Flow[list[str]]:
+    """Every session id, page after page (each page is idempotent, so retried)."""
+    ids: list[str] = []
+    token = ""
+    while True:
+        request = pb2.ListSessionsRequest(page_token=token)
+        response: pb2.ListSessionsResponse = yield Rpc("ListSessions", request, True)
+        ids.extend(response.session_ids)
+        token = response.next_page_token
+        if not token:
+            return ids
 
 
 class SessionCore:
@@ -190,14 +214,14 @@ class SessionCore:
         vtype = VariableType.parse(var_type)
         checked = validate_constraints(vtype, constraints)
         normalized = normalize_value(vtype, value, checked)
-        validate_metadata(dict(metadata or {}))
+        checked_metadata = validate_metadata(metadata)
         request = pb2.RegisterVariableRequest(
             session_id=self.session_id,
             name=name,
             type=vtype.to_proto(),  # type: ignore[arg-type]  # the proto enum is an int
             value=value_to_proto(vtype, normalized, checked),
             constraints=constraints_to_proto(checked),
-            metadata=dict(metadata or {}),
+            metadata=checked_metadata,
             description=description or "",
         )
         token = self.cache.begin_read()
@@ -400,11 +424,14 @@ class SessionCore:
             known = self.definitions.resolve(change.name)
             if known is not None and known.id != change.id:
                 self.definitions.forget(known.id, known.name)
+        if change.value.WhichOneof("kind") is None:  # no value: only "a new version exists"
+            self.cache.invalidate(change.id, change.name)
+            return
         try:
-            value = decode_change_value(change.value)
+            # Decoded only if the cache refreshes an entry with it: most events just invalidate.
+            self.cache.apply_change(
+                change.id, change.name, change.version, functools.partial(decode_change_value, change.value)
+            )
         except BridgeError:
             logger.exception("session %s: undecodable value in event for %s", self.session_id, change.name)
             self.cache.invalidate(change.id, change.name)
-            return
-        has_value = value is not MISSING
-        self.cache.apply_change(change.id, change.name, change.version, value, has_value)

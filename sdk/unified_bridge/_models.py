@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from unified_bridge._codec import _VALUE_FIELDS
 from unified_bridge.proto import unified_bridge_pb2 as pb2
 from unified_bridge.types import VariableType, constraints_from_proto, value_from_proto
 
@@ -99,16 +102,9 @@ _EVENT_KINDS = {
 }
 
 # A Value's oneof field names its type, so event values decode without the variable's definition.
-_TYPE_OF_KIND = {
-    "float_value": VariableType.FLOAT,
-    "integer_value": VariableType.INTEGER,
-    "string_value": VariableType.STRING,
-    "bool_value": VariableType.BOOLEAN,
-    "choice_value": VariableType.CHOICE,
-    "module_value": VariableType.MODULE,
-    "embedding_value": VariableType.EMBEDDING,
-    "tensor_value": VariableType.TENSOR,
-}
+_TYPE_OF_KIND: Final[Mapping[str, VariableType]] = MappingProxyType(
+    {field_name: var_type for var_type, field_name in _VALUE_FIELDS.items()}
+)
 
 MISSING: Any = object()
 

@@ -18,17 +18,15 @@ from unified_bridge._calls import (
     DEFAULT_TIMEOUT,
     Flow,
     RetryPolicy,
-    Rpc,
-    call_unary,
+    invoker,
     run_flow,
 )
-from unified_bridge._core import DEFAULT_CACHE_TTL, DEFAULT_UPDATE_ATTEMPTS, SessionCore
+from unified_bridge._core import DEFAULT_CACHE_TTL, DEFAULT_UPDATE_ATTEMPTS, SessionCore, delete_session
 from unified_bridge._models import ChangeEvent
 from unified_bridge._proxy import BatchUpdater, VariableNamespace, VariableProxy
 from unified_bridge._transport import SyncTransport
 from unified_bridge._watch import StreamBackoff, ThreadFollower, WatchCursor, iter_changes
 from unified_bridge.errors import BridgeError, ValidationError
-from unified_bridge.proto import unified_bridge_pb2 as pb2
 from unified_bridge.types import VariableType, validate_session_id
 
 __all__ = ["SessionContext", "ttl_seconds"]
@@ -85,9 +83,8 @@ class SessionContext:
             validate_session_id(session_id)
         self._transport = sync_transport_for(stub_or_channel)
         self._owns_transport = owns_transport
-        self._stub = self._transport.stub
         self._timeout = timeout
-        self._policy = retry_policy
+        self._invoke = invoker(self._transport.stub, timeout, retry_policy)
         self._core = SessionCore(session_id or "", cache_ttl=ttl_seconds(cache_ttl))
         self._lookup = self._core.cache.lookup  # bound once: the cached read is the hot path
         self._closed = False
@@ -99,15 +96,6 @@ class SessionContext:
             self._start_follower(stream_backoff or StreamBackoff())
 
     # --- plumbing --------------------------------------------------------------------------------
-
-    def _invoke(self, step: Rpc) -> Any:
-        return call_unary(
-            getattr(self._stub, step.method),
-            step.request,
-            timeout=self._timeout,
-            retry=step.retry,
-            policy=self._policy,
-        )
 
     def _run(self, flow: Flow[T]) -> T:
         if self._closed:
@@ -264,10 +252,9 @@ class SessionContext:
 
     def delete_session(self) -> bool:
         """Delete the session on the server (all its variables) and close this context."""
-        request = pb2.DeleteSessionRequest(session_id=self.session_id)
-        response: pb2.DeleteSessionResponse = self._run(_single(Rpc("DeleteSession", request, True)))
+        deleted = self._run(delete_session(self.session_id))
         self.close()
-        return response.deleted
+        return deleted
 
     def close(self) -> None:
         """Stop the watch follower, drop the cache and close the channels this context owns."""
@@ -290,8 +277,3 @@ class SessionContext:
 
     def __repr__(self) -> str:
         return f"SessionContext(session_id={self.session_id!r})"
-
-
-def _single(step: Rpc) -> Flow[Any]:
-    reply = yield step
-    return reply

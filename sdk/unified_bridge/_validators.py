@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from unified_bridge._patterns import PatternTooSlowError, pattern_matches
-from unified_bridge.errors import ValidationError
+from unified_bridge.errors import SessionNotFoundError, ValidationError, VariableNotFoundError
 from unified_bridge.proto import unified_bridge_pb2 as pb2
 
 Constraints = dict[str, Any]
@@ -145,8 +145,8 @@ MESSAGES: Final[Mapping[str, str]] = MappingProxyType(
         "metadata_empty_key": "metadata keys must not be empty",
         "metadata_too_many": "metadata has {count} entries, at most {max_entries}",
         "metadata_too_big": "metadata is {size} bytes, at most {max_bytes}",
-        "variable_not_found": "Variable not found: {ref}",
-        "session_not_found": "Session not found: {session_id}",
+        "variable_not_found": VariableNotFoundError.template,
+        "session_not_found": SessionNotFoundError.template,
     }
 )
 

@@ -10,9 +10,10 @@
     ├── AuthenticationError                            UNAUTHENTICATED
     └── BridgeUnavailableError     (also ConnectionError) UNAVAILABLE, DEADLINE_EXCEEDED
 
-Each class names the gRPC status it travels as (``status_code``, a ``grpc.StatusCode`` name), so the
-server turns a raised error into a status and the SDK turns a status back into the same class with
-one table (:func:`error_class_for_status`) in each direction.
+Each class names the gRPC status it travels as (``status_code``, a ``grpc.StatusCode`` name). The
+server also sends the class name as trailing metadata (:data:`ERROR_METADATA_KEY`), so the SDK raises
+the very class the server raised: two classes share NOT_FOUND. Without that metadata (an older
+server, a proxy, the auth interceptor) :func:`error_class_for_status` falls back to the status code.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "ERROR_METADATA_KEY",
     "AlreadyExistsError",
     "AuthenticationError",
     "BridgeError",
@@ -30,7 +32,11 @@ __all__ = [
     "VariableNotFoundError",
     "VersionConflictError",
     "error_class_for_status",
+    "wire_name",
 ]
+
+#: Trailing-metadata key under which the server sends the class name of the error it raised.
+ERROR_METADATA_KEY = "ub-error"
 
 
 class BridgeError(Exception):
@@ -57,20 +63,24 @@ class VariableNotFoundError(BridgeError, KeyError):
     """No variable with that name or id exists in the session."""
 
     status_code = "NOT_FOUND"
+    #: The message of :meth:`for_ref` (also ``MESSAGES["variable_not_found"]`` in the validators).
+    template: ClassVar[str] = "Variable not found: {ref}"
 
     @classmethod
     def for_ref(cls, name_or_id: str) -> VariableNotFoundError:
-        return cls(f"Variable not found: {name_or_id}")
+        return cls(cls.template.format(ref=name_or_id))
 
 
 class SessionNotFoundError(BridgeError, KeyError):
     """The session does not exist (never created, deleted, or expired)."""
 
     status_code = "NOT_FOUND"
+    #: The message of :meth:`for_id` (also ``MESSAGES["session_not_found"]`` in the validators).
+    template: ClassVar[str] = "Session not found: {session_id}"
 
     @classmethod
     def for_id(cls, session_id: str) -> SessionNotFoundError:
-        return cls(f"Session not found: {session_id}")
+        return cls(cls.template.format(session_id=session_id))
 
 
 class AlreadyExistsError(BridgeError):
@@ -107,7 +117,23 @@ class BridgeUnavailableError(BridgeError, ConnectionError):
     status_code = "UNAVAILABLE"
 
 
-_NOT_FOUND_PREFIX_SESSION = "Session not found"
+_BY_NAME: dict[str, type[BridgeError]] = {
+    cls.__name__: cls
+    for cls in (
+        BridgeError,
+        ValidationError,
+        VariableNotFoundError,
+        SessionNotFoundError,
+        AlreadyExistsError,
+        VersionConflictError,
+        LimitExceededError,
+        AuthenticationError,
+        BridgeUnavailableError,
+    )
+}
+
+# Only for servers that send no ERROR_METADATA_KEY: tell the two NOT_FOUND classes apart by message.
+_SESSION_NOT_FOUND_PREFIX = SessionNotFoundError.template.partition("{")[0]
 
 _BY_STATUS: dict[str, type[BridgeError]] = {
     "INVALID_ARGUMENT": ValidationError,
@@ -123,10 +149,21 @@ _BY_STATUS: dict[str, type[BridgeError]] = {
 }
 
 
-def error_class_for_status(status_name: str, message: str) -> type[BridgeError]:
-    """The error class for a gRPC status name (``"NOT_FOUND"``) and the message that came with it."""
+def wire_name(error_class: type[BridgeError]) -> str:
+    """The name the server sends under :data:`ERROR_METADATA_KEY`: the nearest class of this tree."""
+    return next(cls.__name__ for cls in error_class.__mro__ if _BY_NAME.get(cls.__name__) is cls)
+
+
+def error_class_for_status(
+    status_name: str, message: str, error_name: str | None = None
+) -> type[BridgeError]:
+    """The error class for a failed call: by the class name the server sent (``error_name``), else by
+    the gRPC status name (``"NOT_FOUND"``) and the message that came with it."""
+    by_name = _BY_NAME.get(error_name or "")
+    if by_name is not None:
+        return by_name
     if status_name == "NOT_FOUND":
-        if message.startswith(_NOT_FOUND_PREFIX_SESSION):
+        if message.startswith(_SESSION_NOT_FOUND_PREFIX):
             return SessionNotFoundError
         return VariableNotFoundError
     return _BY_STATUS.get(status_name, BridgeError)

@@ -33,7 +33,7 @@ def test_nothing_is_served_or_filled_before_the_stream_is_caught_up() -> None:
 
 def test_read_in_flight_during_an_update_event_does_not_fill(cache: NearCache) -> None:
     token = cache.begin_read()
-    cache.apply_change("var_x_1", "x", 1, 11, has_value=True)  # arrives while the read is in flight
+    cache.apply_change("var_x_1", "x", 1, lambda: 11)  # arrives while the read is in flight
     assert not cache.fill(token, "var_x_1", "x", 0, 10)  # the read returned version 0: stale
     assert cache.lookup("x") is MISS
 
@@ -47,16 +47,16 @@ def test_read_in_flight_during_a_delete_does_not_fill_even_with_a_new_version(ca
 
 def test_a_read_that_returns_the_announced_version_may_fill(cache: NearCache) -> None:
     token = cache.begin_read()
-    cache.apply_change("var_x_1", "x", 1, 11, has_value=True)
+    cache.apply_change("var_x_1", "x", 1, lambda: 11)
     assert cache.fill(token, "var_x_1", "x", 1, 11)
     assert cache.lookup("x") == 11
 
 
 def test_update_event_refreshes_an_entry_with_its_value(cache: NearCache) -> None:
     cache.fill(cache.begin_read(), "var_x_1", "x", 0, 10)
-    cache.apply_change("var_x_1", "x", 1, 11, has_value=True)
+    cache.apply_change("var_x_1", "x", 1, lambda: 11)
     assert cache.lookup("x") == 11
-    cache.apply_change("var_x_1", "x", 1, 11, has_value=True)  # a duplicate changes nothing
+    cache.apply_change("var_x_1", "x", 1, lambda: 11)  # a duplicate changes nothing
     assert cache.stats().invalidations == 1
 
 
@@ -67,13 +67,13 @@ def test_write_through_is_read_your_writes_and_late_events_do_not_regress_it(cac
     cache.write_through(token, "var_x_1", "x", 2, 12)
     assert cache.lookup("x") == 12
     assert not cache.fill(reader_token, "var_x_1", "x", 1, 11)  # older than our write
-    cache.apply_change("var_x_1", "x", 1, 11, has_value=True)  # someone else's earlier write, late
+    cache.apply_change("var_x_1", "x", 1, lambda: 11)  # someone else's earlier write, late
     assert cache.lookup("x") == 12
 
 
 def test_write_through_refused_when_a_newer_version_was_announced_meanwhile(cache: NearCache) -> None:
     token = cache.begin_read()
-    cache.apply_change("var_x_1", "x", 3, 13, has_value=True)
+    cache.apply_change("var_x_1", "x", 3, lambda: 13)
     cache.write_through(token, "var_x_1", "x", 2, 12)
     assert cache.lookup("x") is MISS
 
@@ -123,3 +123,45 @@ def test_many_invalidations_stay_bounded(cache: NearCache, monkeypatch: pytest.M
         cache.invalidate(f"var_v{i}_1", f"v{i}")
     assert len(cache._stamps) <= 12
     assert not cache.fill(token, "var_v0_1", "v0", 0, 1)  # forgotten stamps refuse conservatively
+
+
+class Decoder:
+    """A decode callable that counts its calls (decoding is the costly part of an event)."""
+
+    def __init__(self, value: object = 11, error: Exception | None = None) -> None:
+        self.value, self.error, self.calls = value, error, 0
+
+    def __call__(self) -> object:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def test_events_that_only_invalidate_are_not_decoded(cache: NearCache) -> None:
+    decode = Decoder()
+    cache.apply_change("var_x_1", "x", 1, decode)  # nothing cached for x
+    cache.fill(cache.begin_read(), "var_y_1", "y", 2, 20)
+    cache.write_through(cache.begin_read(), "var_y_1", "y", 3, 30)
+    cache.apply_change("var_y_1", "y", 3, decode)  # our own write: already cached
+    stopped = NearCache(ttl=60)
+    stopped.apply_change("var_x_1", "x", 1, decode)  # not serving
+    assert decode.calls == 0
+    assert cache.lookup("y") == 30
+
+
+def test_a_refresh_decodes_once(cache: NearCache) -> None:
+    cache.fill(cache.begin_read(), "var_x_1", "x", 0, 10)
+    decode = Decoder(11)
+    cache.apply_change("var_x_1", "x", 1, decode)
+    assert decode.calls == 1
+    assert cache.lookup("x") == 11
+
+
+def test_a_decode_failure_changes_nothing_and_propagates(cache: NearCache) -> None:
+    cache.fill(cache.begin_read(), "var_x_1", "x", 0, 10)
+    token = cache.begin_read()
+    with pytest.raises(ValueError, match="corrupt"):
+        cache.apply_change("var_x_1", "x", 1, Decoder(error=ValueError("corrupt")))
+    assert cache.lookup("x") == 10  # the caller decides (SessionCore invalidates)
+    assert cache.fill(token, "var_x_1", "x", 0, 10)  # no version was noted

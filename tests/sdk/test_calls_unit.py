@@ -18,17 +18,25 @@ from unified_bridge import (
     VersionConflictError,
 )
 from unified_bridge._calls import Pause, Rpc, call_unary, call_unary_async, run_flow, translate_error
+from unified_bridge._core import delete_session, list_sessions
+from unified_bridge.errors import ERROR_METADATA_KEY
+from unified_bridge.proto import unified_bridge_pb2 as pb2
 
 
 class FakeRpcError(grpc.RpcError):
-    def __init__(self, code: grpc.StatusCode, details: str = "") -> None:
-        self._code, self._details = code, details
+    def __init__(
+        self, code: grpc.StatusCode, details: str = "", trailing: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        self._code, self._details, self._trailing = code, details, trailing
 
     def code(self) -> grpc.StatusCode:
         return self._code
 
     def details(self) -> str:
         return self._details
+
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._trailing
 
 
 class Flaky:
@@ -68,6 +76,26 @@ def test_translate_error(code: grpc.StatusCode, details: str, expected: type[Bri
     assert error.grpc_status is code  # type: ignore[attr-defined]
     if details:
         assert details in str(error)
+
+
+@pytest.mark.parametrize(
+    ("error_name", "expected"),
+    [
+        ("SessionNotFoundError", SessionNotFoundError),
+        ("VariableNotFoundError", VariableNotFoundError),
+        ("SomethingNewError", VariableNotFoundError),  # unknown name: the status code decides
+    ],
+)
+def test_translate_error_trusts_the_class_the_server_names(
+    error_name: str, expected: type[BridgeError]
+) -> None:
+    reworded = "no such session or variable here"  # neither message prefix
+    trailing = (("other", "x"), (ERROR_METADATA_KEY, error_name))
+    exc = FakeRpcError(grpc.StatusCode.NOT_FOUND, reworded, trailing)
+    error = translate_error(exc)
+    assert type(error) is expected
+    assert str(error) == reworded
+    assert error.grpc_status is grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
 
 
 def test_no_retry_unless_asked() -> None:
@@ -132,3 +160,25 @@ def test_run_flow_sends_replies_and_throws_errors() -> None:
         return step.request * 10
 
     assert run_flow(flow(), invoke) == (10, "bad")
+
+
+def test_list_sessions_flow_follows_every_page() -> None:
+    pages = {"": (["a", "b"], "p2"), "p2": (["c"], "p3"), "p3": ([], "")}
+    seen: list[Rpc] = []
+
+    def invoke(step: Rpc) -> Any:
+        seen.append(step)
+        ids, token = pages[step.request.page_token]
+        return pb2.ListSessionsResponse(session_ids=ids, next_page_token=token)
+
+    assert run_flow(list_sessions(), invoke) == ["a", "b", "c"]
+    assert [s.request.page_token for s in seen] == ["", "p2", "p3"]
+    assert all(s.method == "ListSessions" and s.retry for s in seen)
+
+
+def test_delete_session_flow_is_retried_and_returns_deleted() -> None:
+    def invoke(step: Rpc) -> Any:
+        assert (step.method, step.request.session_id, step.retry) == ("DeleteSession", "s1", True)
+        return pb2.DeleteSessionResponse(deleted=True)
+
+    assert run_flow(delete_session("s1"), invoke) is True

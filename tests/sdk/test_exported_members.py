@@ -34,6 +34,12 @@ def test_required_names_are_exported() -> None:
         assert name in unified_bridge.__all__
 
 
+def test_internal_helpers_are_not_exported() -> None:
+    # cache_stats() returns a plain dict, so the class behind it stays private.
+    assert "CacheStats" not in unified_bridge.__all__
+    assert not hasattr(unified_bridge, "CacheStats")
+
+
 def test_error_tree() -> None:
     assert issubclass(unified_bridge.VariableNotFoundError, KeyError)
     assert issubclass(unified_bridge.ValidationError, ValueError)

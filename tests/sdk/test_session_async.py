@@ -176,3 +176,13 @@ async def test_close_stops_the_task(frontend, session_id: str) -> None:
         assert not task.done()
         await ctx.close()
         assert task.done()
+
+
+async def test_async_client_lists_and_deletes_sessions(frontend, session_id: str) -> None:
+    async with connect_async(frontend.target) as async_client:
+        ctx = await async_client.session(session_id, cache=False)
+        assert session_id in await async_client.list_sessions()
+        assert await async_client.delete_session(session_id) is True
+        assert await async_client.delete_session(session_id) is False
+        assert session_id not in await async_client.list_sessions()
+        await ctx.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from unified_bridge import _core
+from unified_bridge._cache import MISS
 from unified_bridge._core import SessionCore
 from unified_bridge._watch import StreamBackoff, WatchCursor
 from unified_bridge.errors import BridgeUnavailableError, SessionNotFoundError
@@ -96,3 +98,27 @@ def test_reconnection_rotates_targets_with_capped_backoff() -> None:
     assert cursor.target == first  # 6 moves over 3 targets
     assert all(d is not None and d <= 0.04 for d in delays)
     assert cursor.lost(SessionNotFoundError("Session not found: s")) is None
+
+
+def test_events_for_uncached_variables_are_not_decoded(
+    follower: Follower, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[object] = []
+    real = _core.decode_change_value
+    monkeypatch.setattr(_core, "decode_change_value", lambda v: decoded.append(v) or real(v))
+    follower.feed(event(pb2.EVENT_KIND_UPDATED, 11, ("var_y_1", "y", 4, 40)))
+    assert decoded == []
+    follower.cache_x(3, 30)
+    follower.feed(event(pb2.EVENT_KIND_UPDATED, 12, ("var_x_1", "x", 4, 40)))
+    assert len(decoded) == 1
+    assert follower.core.cache.lookup("x") == 40
+
+
+def test_an_undecodable_event_value_invalidates(follower: Follower) -> None:
+    follower.cache_x(3, 30)
+    ev = event(pb2.EVENT_KIND_UPDATED, 11, ("var_x_1", "x", 4, None))
+    ev.changes[0].value.tensor_value.shape.append(2)  # two values promised, none sent
+    token = follower.core.cache.begin_read()
+    follower.feed(ev)
+    assert follower.core.cache.lookup("x") is MISS
+    assert not follower.core.cache.fill(token, "var_x_1", "x", 4, 40)  # invalidated, not just forgotten
