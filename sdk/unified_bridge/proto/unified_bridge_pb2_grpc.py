@@ -59,6 +59,11 @@ class UnifiedBridgeStub:
                 request_serializer=unified__bridge_dot_proto_dot_unified__bridge__pb2.ListSessionsRequest.SerializeToString,
                 response_deserializer=unified__bridge_dot_proto_dot_unified__bridge__pb2.ListSessionsResponse.FromString,
                 _registered_method=True)
+        self.ImportSession = channel.unary_unary(
+                '/unified_bridge.v1.UnifiedBridge/ImportSession',
+                request_serializer=unified__bridge_dot_proto_dot_unified__bridge__pb2.ImportSessionRequest.SerializeToString,
+                response_deserializer=unified__bridge_dot_proto_dot_unified__bridge__pb2.ImportSessionResponse.FromString,
+                _registered_method=True)
         self.RegisterVariable = channel.unary_unary(
                 '/unified_bridge.v1.UnifiedBridge/RegisterVariable',
                 request_serializer=unified__bridge_dot_proto_dot_unified__bridge__pb2.RegisterVariableRequest.SerializeToString,
@@ -131,6 +136,15 @@ class UnifiedBridgeServicer:
 
     def ListSessions(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportSession(self, request, context):
+        """Create a whole session at once, keeping its variables' ids, versions and timestamps (a
+        local-first session moving to the bridge, or a session restored from an export). All or
+        nothing; the same import again answers imported=false, so a retry after a lost reply is safe.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -212,6 +226,11 @@ def add_UnifiedBridgeServicer_to_server(servicer, server):
                     servicer.ListSessions,
                     request_deserializer=unified__bridge_dot_proto_dot_unified__bridge__pb2.ListSessionsRequest.FromString,
                     response_serializer=unified__bridge_dot_proto_dot_unified__bridge__pb2.ListSessionsResponse.SerializeToString,
+            ),
+            'ImportSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportSession,
+                    request_deserializer=unified__bridge_dot_proto_dot_unified__bridge__pb2.ImportSessionRequest.FromString,
+                    response_serializer=unified__bridge_dot_proto_dot_unified__bridge__pb2.ImportSessionResponse.SerializeToString,
             ),
             'RegisterVariable': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterVariable,
@@ -389,6 +408,33 @@ class UnifiedBridge:
             '/unified_bridge.v1.UnifiedBridge/ListSessions',
             unified__bridge_dot_proto_dot_unified__bridge__pb2.ListSessionsRequest.SerializeToString,
             unified__bridge_dot_proto_dot_unified__bridge__pb2.ListSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/unified_bridge.v1.UnifiedBridge/ImportSession',
+            unified__bridge_dot_proto_dot_unified__bridge__pb2.ImportSessionRequest.SerializeToString,
+            unified__bridge_dot_proto_dot_unified__bridge__pb2.ImportSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,11 @@ class UnifiedBridgeStub:
     Heartbeat: _grpc.UnaryUnaryMultiCallable[_unified_bridge_pb2.HeartbeatRequest, _unified_bridge_pb2.Session]
     DeleteSession: _grpc.UnaryUnaryMultiCallable[_unified_bridge_pb2.DeleteSessionRequest, _unified_bridge_pb2.DeleteSessionResponse]
     ListSessions: _grpc.UnaryUnaryMultiCallable[_unified_bridge_pb2.ListSessionsRequest, _unified_bridge_pb2.ListSessionsResponse]
+    ImportSession: _grpc.UnaryUnaryMultiCallable[_unified_bridge_pb2.ImportSessionRequest, _unified_bridge_pb2.ImportSessionResponse]
+    """Create a whole session at once, keeping its variables' ids, versions and timestamps (a
+    local-first session moving to the bridge, or a session restored from an export). All or
+    nothing; the same import again answers imported=false, so a retry after a lost reply is safe.
+    """
     RegisterVariable: _grpc.UnaryUnaryMultiCallable[_unified_bridge_pb2.RegisterVariableRequest, _unified_bridge_pb2.RegisterVariableResponse]
     """Variables"""
     GetVariable: _grpc.UnaryUnaryMultiCallable[_unified_bridge_pb2.GetVariableRequest, _unified_bridge_pb2.Variable]
@@ -63,6 +68,11 @@ class UnifiedBridgeAsyncStub(UnifiedBridgeStub):
     Heartbeat: _aio.UnaryUnaryMultiCallable[_unified_bridge_pb2.HeartbeatRequest, _unified_bridge_pb2.Session]  # type: ignore[assignment]
     DeleteSession: _aio.UnaryUnaryMultiCallable[_unified_bridge_pb2.DeleteSessionRequest, _unified_bridge_pb2.DeleteSessionResponse]  # type: ignore[assignment]
     ListSessions: _aio.UnaryUnaryMultiCallable[_unified_bridge_pb2.ListSessionsRequest, _unified_bridge_pb2.ListSessionsResponse]  # type: ignore[assignment]
+    ImportSession: _aio.UnaryUnaryMultiCallable[_unified_bridge_pb2.ImportSessionRequest, _unified_bridge_pb2.ImportSessionResponse]  # type: ignore[assignment]
+    """Create a whole session at once, keeping its variables' ids, versions and timestamps (a
+    local-first session moving to the bridge, or a session restored from an export). All or
+    nothing; the same import again answers imported=false, so a retry after a lost reply is safe.
+    """
     RegisterVariable: _aio.UnaryUnaryMultiCallable[_unified_bridge_pb2.RegisterVariableRequest, _unified_bridge_pb2.RegisterVariableResponse]  # type: ignore[assignment]
     """Variables"""
     GetVariable: _aio.UnaryUnaryMultiCallable[_unified_bridge_pb2.GetVariableRequest, _unified_bridge_pb2.Variable]  # type: ignore[assignment]
@@ -110,6 +120,17 @@ class UnifiedBridgeServicer(metaclass=_abc_1.ABCMeta):
         request: _unified_bridge_pb2.ListSessionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_unified_bridge_pb2.ListSessionsResponse, _abc.Awaitable[_unified_bridge_pb2.ListSessionsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ImportSession(
+        self,
+        request: _unified_bridge_pb2.ImportSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_unified_bridge_pb2.ImportSessionResponse, _abc.Awaitable[_unified_bridge_pb2.ImportSessionResponse]]:
+        """Create a whole session at once, keeping its variables' ids, versions and timestamps (a
+        local-first session moving to the bridge, or a session restored from an export). All or
+        nothing; the same import again answers imported=false, so a retry after a lost reply is safe.
+        """
 
     @_abc_1.abstractmethod
     def RegisterVariable(
