@@ -11,9 +11,15 @@ from unified_bridge._async_session import AsyncSessionContext
 from unified_bridge._calls import DEFAULT_TIMEOUT, RetryPolicy
 from unified_bridge._client import AsyncBridgeClient, BridgeClient, connect, connect_async
 from unified_bridge._core import DEFAULT_CACHE_TTL
-from unified_bridge._models import Change, ChangeEvent
+from unified_bridge._local_async import AsyncLocalSessionContext
+from unified_bridge._local_first import LocalFirstContext, local_first
+from unified_bridge._local_first_async import AsyncLocalFirstContext, local_first_async
+from unified_bridge._local_session import LocalSessionContext
+from unified_bridge._models import Change, ChangeEvent, SessionSnapshot, VariableState
 from unified_bridge._proxy import AsyncVariableProxy, BatchUpdater, VariableNamespace, VariableProxy
+from unified_bridge._rules import SessionLimits
 from unified_bridge._session import SessionContext
+from unified_bridge._switch import BackendStatus, ImportResult, SwitchRecord
 from unified_bridge._watch import StreamBackoff
 from unified_bridge.errors import (
     AlreadyExistsError,
@@ -33,26 +39,38 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "AlreadyExistsError",
     "AsyncBridgeClient",
+    "AsyncLocalFirstContext",
+    "AsyncLocalSessionContext",
     "AsyncSessionContext",
     "AsyncVariableProxy",
     "AuthenticationError",
+    "BackendStatus",
     "BatchUpdater",
     "BridgeClient",
     "BridgeError",
     "BridgeUnavailableError",
     "Change",
     "ChangeEvent",
+    "ImportResult",
     "LimitExceededError",
+    "LocalFirstContext",
+    "LocalSessionContext",
     "RetryPolicy",
     "SessionContext",
+    "SessionLimits",
     "SessionNotFoundError",
+    "SessionSnapshot",
     "StreamBackoff",
+    "SwitchRecord",
     "ValidationError",
     "VariableNamespace",
     "VariableNotFoundError",
     "VariableProxy",
+    "VariableState",
     "VariableType",
     "VersionConflictError",
     "connect",
     "connect_async",
+    "local_first",
+    "local_first_async",
 ]

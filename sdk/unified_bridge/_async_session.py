@@ -30,7 +30,7 @@ from unified_bridge._watch import StreamBackoff, TaskFollower, WatchCursor, aite
 from unified_bridge.errors import BridgeError
 from unified_bridge.types import VariableType, validate_session_id
 
-__all__ = ["AsyncSessionContext"]
+__all__ = ["AsyncSessionContext", "not_pending"]
 
 logger = logging.getLogger("unified_bridge")
 
@@ -49,7 +49,7 @@ def async_transport_for(stub_or_channel: Any) -> AsyncTransport:
     )
 
 
-def _not_pending(name: str) -> Any:
+def not_pending(name: str) -> Any:
     raise KeyError(f"{name!r} was not written in this batch; read it with 'await ctx.get_variable()'")
 
 
@@ -94,6 +94,35 @@ class AsyncSessionContext:
         self._start_lock: asyncio.Lock | None = None
         self._closed = False
         self._update_locks: dict[str, asyncio.Lock] = {}
+
+    @classmethod
+    def _attached(
+        cls,
+        transport: AsyncTransport,
+        session_id: str,
+        revision: int,
+        *,
+        cache: bool,
+        cache_ttl: timedelta | float,
+        timeout: float,
+        retry_policy: RetryPolicy,
+    ) -> AsyncSessionContext:
+        """A started context on a session known to exist at ``revision`` (just imported), made without
+        a call; the cache serves once its stream has caught up. Call it inside the running loop."""
+        ctx = cls(
+            transport,
+            session_id,
+            cache=cache,
+            cache_ttl=cache_ttl,
+            timeout=timeout,
+            retry_policy=retry_policy,
+        )
+        ctx._core.note_revision(revision)
+        if cache:
+            ctx._follower = TaskFollower(ctx._core, ctx._transport, ctx._backoff)
+            ctx._follower.start()
+        ctx._started = True
+        return ctx
 
     # --- plumbing --------------------------------------------------------------------------------
 
@@ -224,7 +253,7 @@ class AsyncSessionContext:
     @asynccontextmanager
     async def batch_updates(self, atomic: bool = False) -> AsyncIterator[BatchUpdater]:
         """``async with ctx.batch_updates() as batch: batch["a"] = 1`` -- one call at the end."""
-        batch = BatchUpdater(_not_pending)
+        batch = BatchUpdater(not_pending)
         yield batch
         if batch.pending:
             batch.results = await self.update_variables(batch.pending, atomic=atomic)

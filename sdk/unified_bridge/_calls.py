@@ -107,7 +107,7 @@ def translate_error(exc: grpc.RpcError) -> BridgeError:
     if error_class is BridgeUnavailableError and code is grpc.StatusCode.DEADLINE_EXCEEDED:
         message = f"No frontend answered before the deadline ({details})"
     error = error_class(message)
-    error.grpc_status = code  # type: ignore[attr-defined]  # documented extra attribute
+    error.grpc_status = code
     return error
 
 

@@ -21,8 +21,11 @@ from unified_bridge._calls import (
     run_flow_async,
 )
 from unified_bridge._core import DEFAULT_CACHE_TTL, delete_session, list_sessions
+from unified_bridge._models import SessionSnapshot
 from unified_bridge._session import SessionContext
+from unified_bridge._switch import ImportResult, import_request, import_session
 from unified_bridge._transport import AsyncTransport, SyncTransport, parse_targets
+from unified_bridge.proto import unified_bridge_pb2 as pb2
 
 __all__ = ["AsyncBridgeClient", "BridgeClient", "connect", "connect_async"]
 
@@ -78,6 +81,38 @@ class BridgeClient:
     def list_sessions(self) -> list[str]:
         """Every session id on the server."""
         return run_flow(list_sessions(), self._invoke)
+
+    def import_session(
+        self, snapshot: SessionSnapshot, *, ttl: float | None = None, migrated_from: str = "import"
+    ) -> ImportResult:
+        """Create ``snapshot``'s session on the bridge, ids, versions and timestamps kept, all or nothing.
+
+        Repeating the same import is harmless (``imported=False``); a session that already exists with
+        other content raises AlreadyExistsError.
+        """
+        return self._import(import_request(snapshot, ttl=ttl, migrated_from=migrated_from), None)
+
+    def _import(self, request: pb2.ImportSessionRequest, timeout: float | None) -> ImportResult:
+        invoke = (
+            self._invoke if timeout is None else invoker(self._transport.stub, timeout, self._retry_policy)
+        )
+        return run_flow(import_session(request), invoke)
+
+    def _attach(
+        self, session_id: str, revision: int, *, cache: bool, cache_ttl: timedelta | float
+    ) -> SessionContext:
+        """A context on a session this client just imported (see ``SessionContext._attached``)."""
+        ctx = SessionContext._attached(
+            self._transport,
+            session_id,
+            revision,
+            cache=cache,
+            cache_ttl=cache_ttl,
+            timeout=self._timeout,
+            retry_policy=self._retry_policy,
+        )
+        self._sessions.add(ctx)
+        return ctx
 
     def delete_session(self, session_id: str) -> bool:
         """Delete a session and all its variables; False if there was none."""
@@ -143,6 +178,35 @@ class AsyncBridgeClient:
 
     async def list_sessions(self) -> list[str]:
         return await run_flow_async(list_sessions(), self._invoke)
+
+    async def import_session(
+        self, snapshot: SessionSnapshot, *, ttl: float | None = None, migrated_from: str = "import"
+    ) -> ImportResult:
+        """The asyncio twin of :meth:`BridgeClient.import_session`."""
+        return await self._import(import_request(snapshot, ttl=ttl, migrated_from=migrated_from), None)
+
+    async def _import(self, request: pb2.ImportSessionRequest, timeout: float | None) -> ImportResult:
+        invoke = (
+            self._invoke
+            if timeout is None
+            else async_invoker(self._transport.stub, timeout, self._retry_policy)
+        )
+        return await run_flow_async(import_session(request), invoke)
+
+    def _attach(
+        self, session_id: str, revision: int, *, cache: bool, cache_ttl: timedelta | float
+    ) -> AsyncSessionContext:
+        ctx = AsyncSessionContext._attached(
+            self._transport,
+            session_id,
+            revision,
+            cache=cache,
+            cache_ttl=cache_ttl,
+            timeout=self._timeout,
+            retry_policy=self._retry_policy,
+        )
+        self._sessions.add(ctx)
+        return ctx
 
     async def delete_session(self, session_id: str) -> bool:
         return await run_flow_async(delete_session(session_id), self._invoke)

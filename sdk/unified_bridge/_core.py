@@ -420,7 +420,7 @@ class SessionCore:
             self.definitions.forget(change.id, change.name)
             self.cache.invalidate(change.id, change.name)
             return
-        if kind == pb2.EVENT_KIND_REGISTERED:
+        if kind in (pb2.EVENT_KIND_REGISTERED, pb2.EVENT_KIND_IMPORTED):
             known = self.definitions.resolve(change.name)
             if known is not None and known.id != change.id:
                 self.definitions.forget(known.id, known.name)

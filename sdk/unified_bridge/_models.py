@@ -14,7 +14,16 @@ from unified_bridge._codec import _VALUE_FIELDS
 from unified_bridge.proto import unified_bridge_pb2 as pb2
 from unified_bridge.types import VariableType, constraints_from_proto, value_from_proto
 
-__all__ = ["Change", "ChangeEvent", "Definition", "VariableInfo", "decode_event", "decode_variable"]
+__all__ = [
+    "Change",
+    "ChangeEvent",
+    "Definition",
+    "SessionSnapshot",
+    "VariableInfo",
+    "VariableState",
+    "decode_event",
+    "decode_variable",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,14 +91,38 @@ class Change:
 class ChangeEvent:
     """One event of a session's change stream.
 
-    ``kind`` is ``"registered"``, ``"updated"``, ``"deleted"``, ``"session_deleted"`` (the stream ends)
-    or ``"history_gone"`` (events between the last one seen and ``revision`` were lost).
+    ``kind`` is ``"registered"``, ``"updated"``, ``"deleted"``, ``"session_deleted"`` (the stream ends),
+    ``"history_gone"`` (events between the last one seen and ``revision`` were lost) or ``"imported"``
+    (the session was created whole by an import, as when a local-first context moves to the bridge:
+    ``changes`` lists every variable, with its value when the import was small enough to carry it).
     """
 
     kind: str
     revision: int
     changes: tuple[Change, ...] = ()
     time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VariableState:
+    """One variable as a snapshot holds it."""
+
+    definition: Definition
+    value: Any
+    version: int
+    created_at_ms: int
+    updated_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSnapshot:
+    """A whole session at one revision, ids and versions included: what an import moves to the bridge."""
+
+    session_id: str
+    metadata: dict[str, str]
+    revision: int
+    created_at_ms: int
+    variables: tuple[VariableState, ...]
 
 
 _EVENT_KINDS = {
@@ -99,6 +132,7 @@ _EVENT_KINDS = {
     pb2.EVENT_KIND_SESSION_DELETED: "session_deleted",
     pb2.EVENT_KIND_HISTORY_GONE: "history_gone",
     pb2.EVENT_KIND_CAUGHT_UP: "caught_up",
+    pb2.EVENT_KIND_IMPORTED: "imported",
 }
 
 # A Value's oneof field names its type, so event values decode without the variable's definition.

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from unified_bridge._async_session import AsyncSessionContext
-    from unified_bridge._session import SessionContext
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Protocol
 
 __all__ = ["AsyncVariableProxy", "BatchUpdater", "VariableNamespace", "VariableProxy"]
+
+
+class SessionContext(Protocol):
+    """What the views need of a blocking context (bridged, local or local-first)."""
+
+    def __getitem__(self, name: str) -> Any: ...
+    def __setitem__(self, name: str, value: Any) -> None: ...
+    def __delitem__(self, name: str) -> None: ...
+    def get_variable(self, name_or_id: str) -> Any: ...
+    def get_variable_info(self, name_or_id: str) -> dict[str, Any]: ...
+    def update_variable(self, name_or_id: str, value: Any, expected_version: int | None = None) -> int: ...
+    def update(self, name_or_id: str, fn: Callable[[Any], Any]) -> Any: ...
+    def list_variables(self, pattern: str | None = None) -> list[dict[str, Any]]: ...
+
+
+class AsyncSessionContext(Protocol):
+    """What the views need of an asyncio context."""
+
+    def get_variable(self, name_or_id: str) -> Awaitable[Any]: ...
+    def get_variable_info(self, name_or_id: str) -> Awaitable[dict[str, Any]]: ...
+    def update_variable(
+        self, name_or_id: str, value: Any, expected_version: int | None = None
+    ) -> Awaitable[int]: ...
+    def update(self, name_or_id: str, fn: Callable[[Any], Any]) -> Awaitable[Any]: ...
 
 
 class VariableNamespace:

@@ -81,19 +81,51 @@ class SessionContext:
     ) -> None:
         if session_id is not None:
             validate_session_id(session_id)
-        self._transport = sync_transport_for(stub_or_channel)
+        self._setup(sync_transport_for(stub_or_channel), session_id, cache_ttl, timeout, retry_policy)
         self._owns_transport = owns_transport
+        self._run(self._core.create_session(ttl, metadata))
+        if cache:
+            self._start_follower(stream_backoff or StreamBackoff(), wait=True)
+
+    @classmethod
+    def _attached(
+        cls,
+        transport: SyncTransport,
+        session_id: str,
+        revision: int,
+        *,
+        cache: bool,
+        cache_ttl: timedelta | float,
+        timeout: float,
+        retry_policy: RetryPolicy,
+    ) -> SessionContext:
+        """A context on a session known to exist at ``revision`` (just imported): no call is made, so
+        nothing can fail here; the cache serves once its stream has caught up."""
+        ctx = cls.__new__(cls)
+        ctx._setup(transport, session_id, cache_ttl, timeout, retry_policy)
+        ctx._owns_transport = False
+        ctx._core.note_revision(revision)
+        if cache:
+            ctx._start_follower(StreamBackoff(), wait=False)
+        return ctx
+
+    def _setup(
+        self,
+        transport: SyncTransport,
+        session_id: str | None,
+        cache_ttl: timedelta | float,
+        timeout: float,
+        retry_policy: RetryPolicy,
+    ) -> None:
+        self._transport = transport
         self._timeout = timeout
-        self._invoke = invoker(self._transport.stub, timeout, retry_policy)
+        self._invoke = invoker(transport.stub, timeout, retry_policy)
         self._core = SessionCore(session_id or "", cache_ttl=ttl_seconds(cache_ttl))
         self._lookup = self._core.cache.lookup  # bound once: the cached read is the hot path
         self._closed = False
         self._update_locks: dict[str, threading.Lock] = {}
         self._follower: ThreadFollower | None = None
         self.v = VariableNamespace(self)
-        self._run(self._core.create_session(ttl, metadata))
-        if cache:
-            self._start_follower(stream_backoff or StreamBackoff())
 
     # --- plumbing --------------------------------------------------------------------------------
 
@@ -102,10 +134,10 @@ class SessionContext:
             raise BridgeError("This session context is closed")
         return run_flow(flow, self._invoke)
 
-    def _start_follower(self, backoff: StreamBackoff) -> None:
+    def _start_follower(self, backoff: StreamBackoff, *, wait: bool) -> None:
         self._follower = ThreadFollower(self._core, self._transport, backoff)
         self._follower.start()
-        if not self._follower.wait_ready(self._timeout):
+        if wait and not self._follower.wait_ready(self._timeout):
             logger.warning(
                 "session %s: watch stream not caught up yet; reads bypass the cache", self.session_id
             )

@@ -18,7 +18,7 @@ server, a proxy, the auth interceptor) :func:`error_class_for_status` falls back
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 __all__ = [
     "ERROR_METADATA_KEY",
@@ -47,6 +47,21 @@ class BridgeError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        self._grpc_status: Any = None
+
+    @property
+    def grpc_status(self) -> Any:
+        """The ``grpc.StatusCode`` this error travels as: the one a failed call returned, else the
+        class's (so errors of the local backend carry the status a frontend would have sent)."""
+        if self._grpc_status is None:
+            import grpc  # only when asked: the local backend's paths never import gRPC for this
+
+            return grpc.StatusCode[self.status_code]
+        return self._grpc_status
+
+    @grpc_status.setter
+    def grpc_status(self, code: Any) -> None:
+        self._grpc_status = code
 
     def __str__(self) -> str:
         # KeyError would otherwise quote the message: str(KeyError("x")) == "'x'".

@@ -103,6 +103,7 @@ async def test_batch_context_manager_and_proxy(actx: AsyncSessionContext) -> Non
     assert await var.update(lambda v: v + 1) == 3
 
 
+@pytest.mark.bridged_only  # the near cache's counters and TTL
 async def test_cache_hits_invalidation_and_ttl(actx: AsyncSessionContext) -> None:
     await actx.register_variable("cached", VariableType.STRING, "v1")
     await actx.get_variable("cached")

@@ -127,6 +127,7 @@ class TestBatchOperations:
 
 
 class TestCaching:
+    @pytest.mark.bridged_only  # the near cache's counters and TTL
     def test_repeated_reads_hit_the_cache(self, ctx: SessionContext) -> None:
         ctx.register_variable("cached_var", VariableType.STRING, "test value")
         ctx.clear_cache()
@@ -145,6 +146,7 @@ class TestCaching:
         ctx["test"] = 2
         assert ctx["test"] == 2
 
+    @pytest.mark.bridged_only  # the near cache's counters and TTL
     def test_cache_ttl(self, ctx: SessionContext) -> None:
         ctx.set_cache_ttl(timedelta(seconds=0))  # every entry is expired at once
         ctx.register_variable("ttl_test", VariableType.INTEGER, 42)

@@ -1,0 +1,148 @@
+"""The rules of a session that every backend applies: limits, reference checks and their messages.
+
+The frontend (over Redis) and the local, in-process backend both raise the errors built here, so a
+program sees the same exception class and the same words whichever backend holds its session. Value
+rules (types, constraints) live in :mod:`unified_bridge.types`; this module adds what concerns a
+session as a whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from unified_bridge.errors import (
+    AlreadyExistsError,
+    BridgeError,
+    LimitExceededError,
+    ValidationError,
+    VersionConflictError,
+)
+from unified_bridge.types import validate_name
+
+__all__ = [
+    "ID_SUFFIX_LENGTH",
+    "LOOKS_LIKE_AN_ID",
+    "MIGRATION_METADATA_KEYS",
+    "SessionLimits",
+    "already_exists",
+    "batch_too_large",
+    "check_description",
+    "check_encoded_size",
+    "check_not_id_like",
+    "check_ref",
+    "in_atomic_batch",
+    "name_matcher",
+    "same_definition",
+    "too_many_variables",
+    "version_conflict",
+]
+
+#: ``new_variable_id`` makes ``var_<name>_<8 hex digits>``.
+ID_SUFFIX_LENGTH: Final = 8
+LOOKS_LIKE_AN_ID: Final = re.compile(r"var_.+_[0-9a-f]{8}")
+
+#: Metadata an import adds to every variable it moves; ignored when definitions are compared, so a
+#: program that registers its variables again after the move finds them unchanged.
+MIGRATION_METADATA_KEYS: Final = ("migrated_at", "migrated_from")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SessionLimits:
+    """The limits of one session. The defaults are the frontend's (``bridge-server --help``), so a
+    session that fits locally fits on a frontend run with default settings."""
+
+    max_value_bytes: int = 1024 * 1024
+    max_variables: int = 10_000
+    max_batch_size: int = 10_000
+    max_name_length: int = 128
+    max_metadata_entries: int = 64
+    max_metadata_bytes: int = 16 * 1024
+    max_description_length: int = 4096
+    #: Events kept for ``watch(from_revision=...)`` to replay.
+    change_log_length: int = 10_000
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValidationError(f"limit {field.name} must be a positive integer, got {value!r}")
+
+
+def check_ref(ref: object, max_name_length: int) -> str:
+    """A variable name or id as a request may carry it (ids are a name plus ``var_`` and a suffix)."""
+    if not ref:
+        raise ValidationError("a variable name or id is required")
+    return validate_name(ref, max_name_length + 16)
+
+
+def check_not_id_like(name: str) -> None:
+    # Names win over ids in lookups, so such a name would hide the variable it mimics.
+    if LOOKS_LIKE_AN_ID.fullmatch(name):
+        raise ValidationError(f"invalid variable name {name!r}: it has the form of a variable id")
+
+
+def check_description(description: str, limit: int) -> None:
+    if len(description) > limit:
+        raise LimitExceededError(f"description is {len(description)} characters, above the limit of {limit}")
+
+
+def check_encoded_size(name: str, size: int, limit: int) -> None:
+    if size > limit:
+        raise LimitExceededError(f"value of {name} is {size} bytes, above the limit of {limit} bytes")
+
+
+def batch_too_large(size: int, limit: int) -> LimitExceededError:
+    return LimitExceededError(f"batch of {size} items is above the limit of {limit}")
+
+
+def too_many_variables(session_id: str, limit: int) -> LimitExceededError:
+    return LimitExceededError(f"session {session_id} already holds {limit} variables")
+
+
+def already_exists(name: str) -> AlreadyExistsError:
+    return AlreadyExistsError(f"Variable already exists: {name} (with another definition)")
+
+
+def version_conflict(ref: str, expected: int, found: int) -> VersionConflictError:
+    return VersionConflictError(
+        f"version conflict on {ref}: expected version {expected}, found {found}", current_version=found
+    )
+
+
+def in_atomic_batch(ref: str, error: BridgeError, batch_size: int) -> BridgeError:
+    """The error of an atomic batch: the failing item's class, saying nothing was changed."""
+    if batch_size == 1:
+        return error
+    return type(error)(f"atomic update rejected, nothing changed: {ref}: {error.message}")
+
+
+def _without_migration_keys(metadata: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in metadata.items() if k not in MIGRATION_METADATA_KEYS}
+
+
+def same_definition(
+    first: tuple[Any, Mapping[str, Any], Mapping[str, str], str],
+    second: tuple[Any, Mapping[str, Any], Mapping[str, str], str],
+) -> bool:
+    """Whether two (type, constraints, metadata, description) define the same variable: registering
+    the second under the first's name is then a repeat, not a conflict."""
+    (type_a, constraints_a, metadata_a, description_a) = first
+    (type_b, constraints_b, metadata_b, description_b) = second
+    return (
+        type_a == type_b
+        and dict(constraints_a) == dict(constraints_b)
+        and _without_migration_keys(metadata_a) == _without_migration_keys(metadata_b)
+        and description_a == description_b
+    )
+
+
+def name_matcher(pattern: str | None) -> Callable[[str], bool]:
+    """A predicate for ``list_variables(pattern)``: a glob on names (``fnmatch`` syntax, case-sensitive)."""
+    if not pattern:
+        return lambda _name: True
+    compiled = re.compile(fnmatch.translate(pattern))
+    return lambda name: compiled.match(name) is not None
