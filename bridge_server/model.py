@@ -3,13 +3,34 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
 import msgpack
 
 from unified_bridge.types import VariableType
 
-__all__ = ["Definition", "SessionInfo", "UpdateOutcome", "VariableRecord"]
+__all__ = [
+    "LOOKS_LIKE_AN_ID",
+    "Definition",
+    "SessionInfo",
+    "UpdateOutcome",
+    "ValueReader",
+    "VariableRecord",
+    "id_pattern",
+]
+
+# Given the variable's type, produce the raw value the caller sent (e.g. from a protobuf Value).
+ValueReader = Callable[[VariableType], object]
+
+# new_variable_id() makes var_<name>_<8 lowercase hex digits>.
+LOOKS_LIKE_AN_ID: Final = re.compile(r"var_.+_[0-9a-f]{8}")
+
+
+def id_pattern(name: str) -> re.Pattern[str]:
+    """What an id of the variable called `name` looks like (as `new_variable_id` makes them)."""
+    return re.compile(rf"var_{re.escape(name)}_[0-9a-f]{{8}}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -79,6 +100,20 @@ class SessionInfo:
     metadata: dict[str, str]
     variable_count: int
     revision: int
+
+    @classmethod
+    def from_reply(cls, session_id: str, reply: Sequence[Any]) -> SessionInfo:
+        """From a script's {created_at, last_active, ttl, metadata, revision, variable_count}."""
+        created_at, last_active, ttl, metadata, revision, count = reply
+        return cls(
+            session_id=session_id,
+            created_at_ms=int(created_at),
+            last_active_ms=int(last_active),
+            ttl_seconds=int(ttl),
+            metadata=msgpack.unpackb(metadata, raw=False) if metadata else {},
+            variable_count=int(count),
+            revision=int(revision),
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import re
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgpack
@@ -19,7 +18,15 @@ import msgpack
 from bridge_server.activity import ActivityTracker
 from bridge_server.config import Settings
 from bridge_server.keys import SessionKeys, session_id_from_key, session_keys, session_scan_pattern
-from bridge_server.model import Definition, SessionInfo, UpdateOutcome, VariableRecord
+from bridge_server.limits import checked_description, checked_encoding, checked_metadata, checked_ttl
+from bridge_server.model import (
+    LOOKS_LIKE_AN_ID,
+    Definition,
+    SessionInfo,
+    UpdateOutcome,
+    ValueReader,
+    VariableRecord,
+)
 from bridge_server.scripts import load_scripts, preload_scripts
 from unified_bridge.errors import (
     AlreadyExistsError,
@@ -33,11 +40,9 @@ from unified_bridge.errors import (
 from unified_bridge.types import (
     VariableType,
     decode_value,
-    encode_value,
     new_variable_id,
     normalize_value,
     validate_constraints,
-    validate_metadata,
     validate_name,
     validate_session_id,
 )
@@ -45,12 +50,6 @@ from unified_bridge.types import (
 __all__ = ["ValueReader", "VariableStore"]
 
 log = logging.getLogger(__name__)
-
-# Given the variable's type, produce the raw value the caller sent (e.g. from a protobuf Value).
-ValueReader = Callable[[VariableType], object]
-
-# new_variable_id() makes var_<name>_<8 hex digits>.
-_LOOKS_LIKE_AN_ID = re.compile(r"var_.+_[0-9a-f]{8}")
 
 # Status codes of set_variables.lua, per item.
 _OK, _NOT_FOUND, _DEFINITION_CHANGED, _VERSION_CONFLICT = 0, 1, 2, 3
@@ -101,7 +100,7 @@ class VariableStore:
         reply = await self._scripts.create_session(
             keys=keys.stored, args=[_now_ms(), ttl, msgpack.packb(metadata)]
         )
-        info = _session_info(session_id, reply[1:])
+        info = SessionInfo.from_reply(session_id, reply[1:])
         self._activity.refreshed(session_id, info.ttl_seconds)
         return info, bool(reply[0])
 
@@ -111,7 +110,7 @@ class VariableStore:
         reply = await self._scripts.touch_session(keys=self.keys(session_id).stored, args=[_now_ms()])
         if not reply:
             raise SessionNotFoundError.for_id(session_id)
-        info = _session_info(session_id, reply)
+        info = SessionInfo.from_reply(session_id, reply)
         self._activity.refreshed(session_id, info.ttl_seconds)
         return info
 
@@ -235,16 +234,12 @@ class VariableStore:
     ) -> tuple[VariableRecord, bool]:
         session_id = self.checked_session_id(session_id)
         name = validate_name(name, self._settings.max_name_length)
-        if _LOOKS_LIKE_AN_ID.fullmatch(name):
+        if LOOKS_LIKE_AN_ID.fullmatch(name):
             # Names win over ids in lookups, so such a name would hide the variable it mimics.
             raise ValidationError(f"invalid variable name {name!r}: it has the form of a variable id")
         checked_constraints = validate_constraints(var_type, constraints)
         value = normalize_value(var_type, read_value(var_type), checked_constraints)
-        if len(description) > self._settings.max_description_length:
-            raise LimitExceededError(
-                f"description is {len(description)} characters, above the limit of "
-                f"{self._settings.max_description_length}"
-            )
+        checked_description(self._settings, description)
         now = _now_ms()
         definition = Definition(
             id=new_variable_id(name),
@@ -460,15 +455,10 @@ class VariableStore:
         self._ids[(session_id, ref)] = var_id
 
     def _checked_ttl(self, ttl_seconds: int | None) -> int:
-        ttl = ttl_seconds or self._settings.default_ttl_seconds
-        if ttl > self._settings.max_ttl_seconds:
-            raise ValidationError(f"ttl {ttl} s is above the maximum of {self._settings.max_ttl_seconds} s")
-        return ttl
+        return checked_ttl(self._settings, ttl_seconds)
 
     def _checked_metadata(self, metadata: Mapping[str, str] | None) -> dict[str, str]:
-        return validate_metadata(
-            metadata, self._settings.max_metadata_entries, self._settings.max_metadata_bytes
-        )
+        return checked_metadata(self._settings, metadata)
 
     def _checked_ref(self, ref: str) -> str:
         if not ref:
@@ -485,13 +475,7 @@ class VariableStore:
     def _checked_encoding(
         self, name: str, var_type: VariableType, value: object, constraints: Mapping[str, Any]
     ) -> bytes:
-        encoded = encode_value(var_type, value, constraints)
-        if len(encoded) > self._settings.max_value_bytes:
-            raise LimitExceededError(
-                f"value of {name} is {len(encoded)} bytes, above the limit of "
-                f"{self._settings.max_value_bytes} bytes"
-            )
-        return encoded
+        return checked_encoding(self._settings, name, var_type, value, constraints)
 
 
 def _in_atomic_batch(ref: str, error: BridgeError, batch_size: int) -> BridgeError:
@@ -499,19 +483,6 @@ def _in_atomic_batch(ref: str, error: BridgeError, batch_size: int) -> BridgeErr
     if batch_size == 1:
         return error
     return type(error)(f"atomic update rejected, nothing changed: {ref}: {error.message}")
-
-
-def _session_info(session_id: str, reply: Sequence[Any]) -> SessionInfo:
-    created_at, last_active, ttl, metadata, revision, count = reply
-    return SessionInfo(
-        session_id=session_id,
-        created_at_ms=int(created_at),
-        last_active_ms=int(last_active),
-        ttl_seconds=int(ttl),
-        metadata=msgpack.unpackb(metadata, raw=False) if metadata else {},
-        variable_count=int(count),
-        revision=int(revision),
-    )
 
 
 def _text(value: bytes | str) -> str:
