@@ -69,8 +69,10 @@ class VariableStore:
         self._redis = redis
         self._settings = settings
         self._scripts = load_scripts(redis)
-        # id -> Definition. Safe to cache forever: a definition never changes under its id.
-        self._definitions: dict[str, Definition] = {}
+        # (session, id) -> (stored blob, Definition). A definition never changes under its id while
+        # its session lives; but an import lets clients choose ids, so the key holds the session and a
+        # read checks that the stored blob is still the cached one (a session deleted and imported again).
+        self._definitions: dict[tuple[str, str], tuple[bytes, Definition]] = {}
         # (session, ref) -> id. May go stale (delete + re-register); the scripts catch that.
         self._ids: dict[tuple[str, str], str] = {}
         self._activity = ActivityTracker(settings.activity_refresh_seconds, settings.definition_cache_size)
@@ -182,7 +184,7 @@ class VariableStore:
         for ref, row in zip(refs, rows, strict=True):
             if row:
                 var_id, blob, value, version, updated = row
-                definition = self._definition(_text(var_id), blob)
+                definition = self._definition(session_id, _text(var_id), blob)
                 self._remember_id(session_id, ref, definition.id)
                 found[ref] = VariableRecord(
                     definition, decode_value(definition.type, value), int(version), int(updated)
@@ -206,7 +208,7 @@ class VariableStore:
             if not field.startswith("d:"):
                 continue
             var_id = field[2:]
-            definition = self._definition(var_id, blob)
+            definition = self._definition(session_id, var_id, blob)
             if pattern and not fnmatch.fnmatchcase(definition.name, pattern):
                 continue
             records.append(
@@ -251,13 +253,14 @@ class VariableStore:
             created_at_ms=now,
         )
         encoded = self._checked_encoding(name, var_type, value, checked_constraints)
+        blob = definition.to_blob()
         reply = await self._scripts.register_variable(
             keys=self.keys(session_id).with_channel,
             args=[
                 now,
                 name,
                 definition.id,
-                definition.to_blob(),
+                blob,
                 encoded,
                 self._settings.max_variables_per_session,
                 self._settings.change_log_length,
@@ -276,7 +279,7 @@ class VariableStore:
             if existing.definition.same_shape_as(definition):
                 return existing, False
             raise AlreadyExistsError(f"Variable already exists: {name} (with another definition)")
-        self._definitions[definition.id] = definition
+        self._cache_definition(session_id, definition, blob)
         self._activity.refreshed(session_id)
         return VariableRecord(definition, value, 0, now), True
 
@@ -430,7 +433,8 @@ class VariableStore:
         for ref in refs:
             self._checked_ref(ref)
             var_id = self._ids.get((session_id, ref))
-            definition = self._definitions.get(var_id) if var_id else None
+            cached = self._definitions.get((session_id, var_id)) if var_id else None
+            definition = cached[1] if cached is not None else None
             if definition is None:
                 unknown.append(ref)
             else:
@@ -440,14 +444,18 @@ class VariableStore:
             found.update({ref: record.definition for ref, record in records.items()})
         return found
 
-    def _definition(self, var_id: str, blob: bytes) -> Definition:
-        definition = self._definitions.get(var_id)
-        if definition is None:
-            if len(self._definitions) >= self._settings.definition_cache_size:
-                self._definitions.clear()
-            definition = Definition.from_blob(blob)
-            self._definitions[var_id] = definition
+    def _definition(self, session_id: str, var_id: str, blob: bytes) -> Definition:
+        cached = self._definitions.get((session_id, var_id))
+        if cached is not None and cached[0] == blob:
+            return cached[1]
+        definition = Definition.from_blob(blob)
+        self._cache_definition(session_id, definition, blob)
         return definition
+
+    def _cache_definition(self, session_id: str, definition: Definition, blob: bytes) -> None:
+        if len(self._definitions) >= self._settings.definition_cache_size:
+            self._definitions.clear()
+        self._definitions[(session_id, definition.id)] = (blob, definition)
 
     def _remember_id(self, session_id: str, ref: str, var_id: str) -> None:
         if len(self._ids) >= self._settings.definition_cache_size:
