@@ -9,7 +9,7 @@ from typing import Any, Final
 
 import msgpack
 
-from unified_bridge.types import VariableType
+from unified_bridge.types import MIGRATION_METADATA_KEYS, VariableType
 
 __all__ = [
     "LOOKS_LIKE_AN_ID",
@@ -74,13 +74,21 @@ class Definition:
         )
 
     def same_shape_as(self, other: Definition) -> bool:
-        """Whether registering `other` under this name would register the same variable again."""
-        return (self.type, self.constraints, self.metadata, self.description) == (
+        """Whether registering `other` under this name would register the same variable again.
+
+        The metadata a move from a local session adds (`MIGRATION_METADATA_KEYS`) does not count: the
+        program that registered `x` locally registers the same `x` again after the move.
+        """
+        return (self.type, self.constraints, _without_migration(self.metadata), self.description) == (
             other.type,
             other.constraints,
-            other.metadata,
+            _without_migration(other.metadata),
             other.description,
         )
+
+
+def _without_migration(metadata: dict[str, str]) -> dict[str, str]:
+    return {key: value for key, value in metadata.items() if key not in MIGRATION_METADATA_KEYS}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

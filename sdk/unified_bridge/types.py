@@ -49,6 +49,7 @@ from unified_bridge._validators import (
 
 __all__ = [
     "MESSAGES",
+    "MIGRATION_METADATA_KEYS",
     "NAME_PATTERN",
     "SESSION_ID_PATTERN",
     "Constraints",
@@ -164,6 +165,12 @@ def validate_metadata(
     if size > max_bytes:
         raise invalid("metadata_too_big", size=size, max_bytes=max_bytes)
     return result
+
+
+#: Metadata keys a client adds to every variable it moves from a local session to the bridge (when
+#: it was moved, and from where). Comparing definitions ignores them, so registering the same variable
+#: again after a move is still idempotent.
+MIGRATION_METADATA_KEYS: Final = ("migrated_at", "migrated_from")
 
 
 def new_variable_id(name: str) -> str:
