@@ -43,6 +43,9 @@ class Settings:
     max_metadata_bytes: int = 16 * 1024
     max_description_length: int = 4096
     change_log_length: int = 10_000
+    # An import of more variables than this is staged in chunks of this many (one script each), so
+    # no single script blocks Redis for long; then one short script commits it.
+    import_chunk_size: int = 500
 
     max_watch_queue: int = 10_000
     watch_idle_check_seconds: float = 5.0
@@ -62,6 +65,8 @@ class Settings:
                 f"default_ttl_seconds ({self.default_ttl_seconds}) is above "
                 f"max_ttl_seconds ({self.max_ttl_seconds})"
             )
+        if self.import_chunk_size < 1:
+            raise ValueError(f"import_chunk_size must be at least 1, got {self.import_chunk_size}")
         if self.key_prefix == "" or any(c in self.key_prefix for c in "{}: \t\n*?[]"):
             raise ValueError(f"key prefix {self.key_prefix!r} must be non-empty, without {{}}:*?[] or spaces")
 

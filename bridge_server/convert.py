@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from bridge_server.events import ChangeEvent, VariableChange
+from bridge_server.importer import ImportedVariable
 from bridge_server.model import SessionInfo, VariableRecord
 from unified_bridge.proto import unified_bridge_pb2 as pb
 from unified_bridge.types import (
     VariableType,
+    constraints_from_proto,
     constraints_to_proto,
     decode_value,
     stored_tensor_dtype,
+    value_from_proto,
     value_to_proto,
 )
 
-__all__ = ["event_to_proto", "session_to_proto", "timestamp", "variable_to_proto"]
+__all__ = [
+    "event_to_proto",
+    "import_digest",
+    "imported_variable_from_proto",
+    "session_to_proto",
+    "timestamp",
+    "variable_to_proto",
+]
 
 
 def timestamp(milliseconds: int) -> Timestamp:
@@ -37,6 +49,28 @@ def variable_to_proto(record: VariableRecord) -> pb.Variable:
         version=record.version,
         created_at=timestamp(definition.created_at_ms),
         updated_at=timestamp(record.updated_at_ms),
+    )
+
+
+def import_digest(request: pb.ImportSessionRequest) -> str:
+    """sha256 (hex) of an import's content: its deterministic serialization (map keys sorted)."""
+    return hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+
+
+def imported_variable_from_proto(message: pb.Variable) -> ImportedVariable:
+    """One variable of an import, unvalidated (the importer validates it and names it in errors)."""
+    has_value = message.HasField("value")
+    return ImportedVariable(
+        id=message.id,
+        name=message.name,
+        type_number=message.type,
+        read_value=(lambda var_type: value_from_proto(var_type, message.value)) if has_value else None,
+        constraints=constraints_from_proto(message.constraints),
+        metadata=dict(message.metadata),
+        description=message.description,
+        version=message.version,
+        created_at_ms=message.created_at.ToMilliseconds() if message.HasField("created_at") else None,
+        updated_at_ms=message.updated_at.ToMilliseconds() if message.HasField("updated_at") else None,
     )
 
 

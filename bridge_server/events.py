@@ -5,7 +5,9 @@ The scripts cannot encode msgpack (fakeredis's Lua has no cmsgpack), so an event
     event  := "UB1" SP revision SP kind SP time_ms SP count "\\n" change*
     change := version SP id SP name SP type SP value_length "\\n" value_bytes
 
-`value_length` is -1 for a deletion (no value bytes follow). Ids and names never hold a space or a
+`value_length` is -1 for a deletion and -2 for a change whose value the event does not carry (the
+variable exists at that version: read it; a large import lists its variables this way); in both
+cases no value bytes follow. Ids and names never hold a space or a
 newline (see `unified_bridge.types.NAME_PATTERN`), and value bytes are length-prefixed, so the
 layout parses without ambiguity. The type travels with each change so that a replayed value
 decodes even after its variable was deleted. The same bytes go to the change log and to the live channel.
@@ -21,10 +23,12 @@ from unified_bridge.proto import unified_bridge_pb2 as pb
 __all__ = ["ChangeEvent", "EventKind", "VariableChange", "decode_event"]
 
 _MAGIC = b"UB1"
+# The lowest value length: -1 (a deletion) and -2 (value omitted) mean that no value bytes follow.
+_VALUE_OMITTED = -2
 
 
 class EventKind(enum.IntEnum):
-    """The proto's EventKind; the Lua scripts write these numbers (1, 2, 3, 4) into events."""
+    """The proto's EventKind; the Lua scripts write these numbers (1, 2, 3, 4, 7) into events."""
 
     REGISTERED = pb.EVENT_KIND_REGISTERED
     UPDATED = pb.EVENT_KIND_UPDATED
@@ -32,6 +36,7 @@ class EventKind(enum.IntEnum):
     SESSION_DELETED = pb.EVENT_KIND_SESSION_DELETED
     HISTORY_GONE = pb.EVENT_KIND_HISTORY_GONE
     CAUGHT_UP = pb.EVENT_KIND_CAUGHT_UP
+    IMPORTED = pb.EVENT_KIND_IMPORTED
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -40,7 +45,7 @@ class VariableChange:
     name: str
     type: str
     version: int
-    value: bytes | None  # msgpack-encoded value; None for a deletion
+    value: bytes | None  # msgpack-encoded value; None for a deletion or a value the event omits
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -65,6 +70,8 @@ def decode_event(data: bytes) -> ChangeEvent:
         position = end + 1
         size = int(length)
         value = None
+        if size < _VALUE_OMITTED:
+            raise ValueError(f"bad value length {size} in a change event")
         if size >= 0:
             value = bytes(data[position : position + size])
             position += size

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["SessionKeys", "session_id_from_key", "session_keys", "session_scan_pattern"]
+__all__ = [
+    "ImportStagingKeys",
+    "SessionKeys",
+    "import_staging_keys",
+    "session_id_from_key",
+    "session_keys",
+    "session_scan_pattern",
+]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SessionKeys:
-    session: str  # hash: created_at, last_active, ttl, metadata, revision
+    session: str  # hash: created_at, last_active, ttl, metadata, revision (+ import_digest if imported)
     vars: str  # hash per id: d: definition, m: name, t: type, v: value, n: version, u: updated_at
     names: str  # hash: name -> id
     log: str  # stream: change events, id <revision>-0, capped
@@ -38,6 +45,28 @@ def session_keys(prefix: str, session_id: str) -> SessionKeys:
         log=f"{base}:log",
         channel=f"{base}:events",
     )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ImportStagingKeys:
+    """Where a large import is staged, chunk by chunk, before one script moves it into place.
+
+    Named by the import's digest (so a retried import stages onto the same keys, and two different
+    imports never mix) and in the session's hash tag (so the commit can RENAME them, in one slot).
+    """
+
+    vars: str  # hash: the future `vars` hash, field for field
+    names: str  # hash: the future `names` hash
+    event: str  # hash: "<chunk_size>:<chunk_index>" -> that chunk's lines of the IMPORTED event
+
+    @property
+    def all(self) -> tuple[str, str, str]:
+        return (self.vars, self.names, self.event)
+
+
+def import_staging_keys(prefix: str, session_id: str, digest: str) -> ImportStagingKeys:
+    base = f"{prefix}:{{{session_id}}}:import:{digest}"
+    return ImportStagingKeys(vars=f"{base}:vars", names=f"{base}:names", event=f"{base}:event")
 
 
 def session_scan_pattern(prefix: str) -> str:

@@ -24,6 +24,8 @@ _NAMES = (
     "set_variables",
     "delete_variable",
     "watch_position",
+    "import_stage",
+    "import_session",
 )
 
 
@@ -38,6 +40,8 @@ class Scripts:
     set_variables: AsyncScript
     delete_variable: AsyncScript
     watch_position: AsyncScript
+    import_stage: AsyncScript
+    import_session: AsyncScript
 
 
 def script_source(name: str) -> str:

@@ -17,7 +17,13 @@ from typing import Any, NamedTuple, NoReturn, TypeVar
 import grpc
 from redis import exceptions as redis_errors
 
-from bridge_server.convert import event_to_proto, session_to_proto, variable_to_proto
+from bridge_server.convert import (
+    event_to_proto,
+    import_digest,
+    imported_variable_from_proto,
+    session_to_proto,
+    variable_to_proto,
+)
 from bridge_server.fanout import EventHub
 from bridge_server.metrics import Metrics
 from bridge_server.store import ValueReader, VariableStore
@@ -111,6 +117,21 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
             request.session_id or None, request.ttl_seconds or None, dict(request.metadata)
         )
         return pb.CreateSessionResponse(session=session_to_proto(info), created=created)
+
+    @unary
+    async def ImportSession(
+        self, request: pb.ImportSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ImportSessionResponse:
+        digest = import_digest(request)
+        info, imported = await self._store.import_session(
+            request.session_id,
+            request.ttl_seconds or None,
+            dict(request.metadata),
+            request.revision,
+            [imported_variable_from_proto(variable) for variable in request.variables],
+            digest,
+        )
+        return pb.ImportSessionResponse(session=session_to_proto(info), imported=imported, digest=digest)
 
     @unary
     async def GetSession(

@@ -17,6 +17,7 @@ import msgpack
 
 from bridge_server.activity import ActivityTracker
 from bridge_server.config import Settings
+from bridge_server.importer import ImportedVariable, SessionImporter
 from bridge_server.keys import SessionKeys, session_id_from_key, session_keys, session_scan_pattern
 from bridge_server.limits import checked_description, checked_encoding, checked_metadata, checked_ttl
 from bridge_server.model import (
@@ -75,6 +76,7 @@ class VariableStore:
         self._definitions: dict[tuple[str, str], tuple[bytes, Definition]] = {}
         # (session, ref) -> id. May go stale (delete + re-register); the scripts catch that.
         self._ids: dict[tuple[str, str], str] = {}
+        self._importer = SessionImporter(redis, self._scripts, settings)
         self._activity = ActivityTracker(settings.activity_refresh_seconds, settings.definition_cache_size)
 
     async def preload_scripts(self) -> None:
@@ -105,6 +107,25 @@ class VariableStore:
         info = SessionInfo.from_reply(session_id, reply[1:])
         self._activity.refreshed(session_id, info.ttl_seconds)
         return info, bool(reply[0])
+
+    async def import_session(
+        self,
+        session_id: str,
+        ttl_seconds: int | None,
+        metadata: Mapping[str, str] | None,
+        revision: int,
+        variables: Sequence[ImportedVariable],
+        digest: str,
+    ) -> tuple[SessionInfo, bool]:
+        """Create a whole session with its variables' ids and versions (see `bridge_server.importer`)."""
+        info, imported, definitions = await self._importer.import_session(
+            session_id, ttl_seconds, metadata, revision, variables, digest
+        )
+        if imported:
+            for definition in definitions:
+                self._definitions.pop((info.session_id, definition.id), None)
+            self._activity.refreshed(info.session_id, info.ttl_seconds)
+        return info, imported
 
     async def touch_session(self, session_id: str) -> SessionInfo:
         """Read a session and mark it active (get and heartbeat both do this)."""
