@@ -18,7 +18,7 @@ __all__ = [
     "UpdateOutcome",
     "ValueReader",
     "VariableRecord",
-    "id_pattern",
+    "is_id_of",
 ]
 
 # Given the variable's type, produce the raw value the caller sent (e.g. from a protobuf Value).
@@ -28,9 +28,17 @@ ValueReader = Callable[[VariableType], object]
 LOOKS_LIKE_AN_ID: Final = re.compile(r"var_.+_[0-9a-f]{8}")
 
 
-def id_pattern(name: str) -> re.Pattern[str]:
-    """What an id of the variable called `name` looks like (as `new_variable_id` makes them)."""
-    return re.compile(rf"var_{re.escape(name)}_[0-9a-f]{{8}}")
+_ID_SUFFIX: Final = re.compile(r"[0-9a-f]{8}")
+
+
+def is_id_of(var_id: str, name: str) -> bool:
+    """Whether `var_id` is an id of the variable called `name` (as `new_variable_id` makes them)."""
+    prefix = f"var_{name}_"
+    return (
+        len(var_id) == len(prefix) + 8
+        and var_id.startswith(prefix)
+        and _ID_SUFFIX.fullmatch(var_id, len(prefix)) is not None
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
