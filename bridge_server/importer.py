@@ -33,8 +33,9 @@ import msgpack
 from bridge_server.config import Settings
 from bridge_server.keys import import_staging_keys, session_keys
 from bridge_server.limits import checked_description, checked_encoding, checked_metadata, checked_ttl
-from bridge_server.model import LOOKS_LIKE_AN_ID, Definition, SessionInfo, ValueReader, is_id_of
+from bridge_server.model import Definition, SessionInfo, ValueReader, is_id_of
 from bridge_server.scripts import Scripts
+from unified_bridge._rules import check_not_id_like
 from unified_bridge.errors import (
     AlreadyExistsError,
     BridgeError,
@@ -147,8 +148,7 @@ async def prepare_variables(
 
 def _prepare(settings: Settings, variable: ImportedVariable, now_ms: int) -> PreparedVariable:
     name = validate_name(variable.name, settings.max_name_length)
-    if LOOKS_LIKE_AN_ID.fullmatch(name):
-        raise ValidationError(f"invalid variable name {name!r}: it has the form of a variable id")
+    check_not_id_like(name)
     if not variable.id:
         raise ValidationError("an id is required")
     if not is_id_of(variable.id, name):

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bridge_server.config import Settings
-from unified_bridge.errors import LimitExceededError, ValidationError
+from unified_bridge._rules import check_description, check_encoded_size
+from unified_bridge.errors import ValidationError
 from unified_bridge.types import VariableType, encode_value, validate_metadata
 
 __all__ = ["checked_description", "checked_encoding", "checked_metadata", "checked_ttl"]
@@ -25,11 +26,7 @@ def checked_metadata(settings: Settings, metadata: Mapping[str, str] | None) -> 
 
 
 def checked_description(settings: Settings, description: str) -> str:
-    if len(description) > settings.max_description_length:
-        raise LimitExceededError(
-            f"description is {len(description)} characters, above the limit of "
-            f"{settings.max_description_length}"
-        )
+    check_description(description, settings.max_description_length)
     return description
 
 
@@ -38,8 +35,5 @@ def checked_encoding(
 ) -> bytes:
     """The stored bytes of a normalized value, within the value size limit."""
     encoded = encode_value(var_type, value, constraints)
-    if len(encoded) > settings.max_value_bytes:
-        raise LimitExceededError(
-            f"value of {name} is {len(encoded)} bytes, above the limit of {settings.max_value_bytes} bytes"
-        )
+    check_encoded_size(name, len(encoded), settings.max_value_bytes)
     return encoded

@@ -9,10 +9,10 @@ from typing import Any, Final
 
 import msgpack
 
-from unified_bridge.types import MIGRATION_METADATA_KEYS, VariableType
+from unified_bridge._rules import same_definition
+from unified_bridge.types import VariableType
 
 __all__ = [
-    "LOOKS_LIKE_AN_ID",
     "Definition",
     "SessionInfo",
     "UpdateOutcome",
@@ -23,9 +23,6 @@ __all__ = [
 
 # Given the variable's type, produce the raw value the caller sent (e.g. from a protobuf Value).
 ValueReader = Callable[[VariableType], object]
-
-# new_variable_id() makes var_<name>_<8 lowercase hex digits>.
-LOOKS_LIKE_AN_ID: Final = re.compile(r"var_.+_[0-9a-f]{8}")
 
 
 _ID_SUFFIX: Final = re.compile(r"[0-9a-f]{8}")
@@ -87,16 +84,10 @@ class Definition:
         The metadata a move from a local session adds (`MIGRATION_METADATA_KEYS`) does not count: the
         program that registered `x` locally registers the same `x` again after the move.
         """
-        return (self.type, self.constraints, _without_migration(self.metadata), self.description) == (
-            other.type,
-            other.constraints,
-            _without_migration(other.metadata),
-            other.description,
+        return same_definition(
+            (self.type, self.constraints, self.metadata, self.description),
+            (other.type, other.constraints, other.metadata, other.description),
         )
-
-
-def _without_migration(metadata: dict[str, str]) -> dict[str, str]:
-    return {key: value for key, value in metadata.items() if key not in MIGRATION_METADATA_KEYS}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

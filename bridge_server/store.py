@@ -21,7 +21,6 @@ from bridge_server.importer import ImportedVariable, SessionImporter
 from bridge_server.keys import SessionKeys, session_id_from_key, session_keys, session_scan_pattern
 from bridge_server.limits import checked_description, checked_encoding, checked_metadata, checked_ttl
 from bridge_server.model import (
-    LOOKS_LIKE_AN_ID,
     Definition,
     SessionInfo,
     UpdateOutcome,
@@ -29,10 +28,17 @@ from bridge_server.model import (
     VariableRecord,
 )
 from bridge_server.scripts import load_scripts, preload_scripts
+from unified_bridge._rules import (
+    already_exists,
+    batch_too_large,
+    check_not_id_like,
+    check_ref,
+    in_atomic_batch,
+    too_many_variables,
+    version_conflict,
+)
 from unified_bridge.errors import (
-    AlreadyExistsError,
     BridgeError,
-    LimitExceededError,
     SessionNotFoundError,
     ValidationError,
     VariableNotFoundError,
@@ -257,9 +263,7 @@ class VariableStore:
     ) -> tuple[VariableRecord, bool]:
         session_id = self.checked_session_id(session_id)
         name = validate_name(name, self._settings.max_name_length)
-        if LOOKS_LIKE_AN_ID.fullmatch(name):
-            # Names win over ids in lookups, so such a name would hide the variable it mimics.
-            raise ValidationError(f"invalid variable name {name!r}: it has the form of a variable id")
+        check_not_id_like(name)
         checked_constraints = validate_constraints(var_type, constraints)
         value = normalize_value(var_type, read_value(var_type), checked_constraints)
         checked_description(self._settings, description)
@@ -292,14 +296,12 @@ class VariableStore:
         if status == 1:
             raise SessionNotFoundError.for_id(session_id)
         if status == 3:
-            raise LimitExceededError(
-                f"session {session_id} already holds {self._settings.max_variables_per_session} variables"
-            )
+            raise too_many_variables(session_id, self._settings.max_variables_per_session)
         if status == 2:
             existing = await self.get(session_id, name)
             if existing.definition.same_shape_as(definition):
                 return existing, False
-            raise AlreadyExistsError(f"Variable already exists: {name} (with another definition)")
+            raise already_exists(name)
         self._cache_definition(session_id, definition, blob)
         self._activity.refreshed(session_id)
         return VariableRecord(definition, value, 0, now), True
@@ -336,7 +338,7 @@ class VariableStore:
                     )
                 except BridgeError as error:
                     if atomic:
-                        raise _in_atomic_batch(ref, error, len(updates)) from error
+                        raise in_atomic_batch(ref, error, len(updates)) from error
                     outcomes.append(UpdateOutcome(ref, error=error))
                     continue
                 outcomes.append(None)
@@ -435,12 +437,9 @@ class VariableStore:
                     f"Variable {ref} was deleted and registered again; read it anew"
                 )
             elif status == _VERSION_CONFLICT:
-                error = VersionConflictError(
-                    f"version conflict on {ref}: expected version {expected_version}, found {int(detail)}",
-                    current_version=int(detail),
-                )
+                error = version_conflict(ref, expected_version or 0, int(detail))
             if error is not None and atomic:
-                raise _in_atomic_batch(ref, error, batch_size)
+                raise in_atomic_batch(ref, error, batch_size)
             outcomes[index] = (
                 UpdateOutcome(ref, error=error)
                 if error is not None
@@ -490,28 +489,16 @@ class VariableStore:
         return checked_metadata(self._settings, metadata)
 
     def _checked_ref(self, ref: str) -> str:
-        if not ref:
-            raise ValidationError("a variable name or id is required")
-        # Ids are var_<name>_<hex>, so the name rules cover both.
-        return validate_name(ref, self._settings.max_name_length + 16)
+        return check_ref(ref, self._settings.max_name_length)
 
     def _check_batch_size(self, size: int) -> None:
         if size > self._settings.max_batch_size:
-            raise LimitExceededError(
-                f"batch of {size} items is above the limit of {self._settings.max_batch_size}"
-            )
+            raise batch_too_large(size, self._settings.max_batch_size)
 
     def _checked_encoding(
         self, name: str, var_type: VariableType, value: object, constraints: Mapping[str, Any]
     ) -> bytes:
         return checked_encoding(self._settings, name, var_type, value, constraints)
-
-
-def _in_atomic_batch(ref: str, error: BridgeError, batch_size: int) -> BridgeError:
-    """The error of an atomic batch: the failing item's class, saying nothing was changed."""
-    if batch_size == 1:
-        return error
-    return type(error)(f"atomic update rejected, nothing changed: {ref}: {error.message}")
 
 
 def _text(value: bytes | str) -> str:

@@ -488,7 +488,7 @@ class TestConcurrency:
         with LocalFirstContext(session_id, bridge=bridge) as ctx:
             _, after = self._hammer(ctx, ctx.ensure_bridged)
             assert ctx.is_bridged
-            assert after >= self.UPDATES // 2  # thread 0's second half, at least, went to the bridge
+            assert after >= self.UPDATES - self.UPDATES // 2 - 1  # thread 0 wrote its last 749 on the bridge
             with bridge.session(session_id) as other:
                 assert other["counter"] == self.THREADS * self.UPDATES
 
