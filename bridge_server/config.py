@@ -8,9 +8,13 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from unified_bridge._rules import SessionLimits
+
 __all__ = ["Settings"]
 
 _ENV_PREFIX = "BRIDGE_"
+# The per-session limits have one set of defaults, shared with the SDK's local backend.
+_SESSION = SessionLimits()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -34,15 +38,15 @@ class Settings:
     # Reads refresh a session's TTL at most this often (and at least four times per TTL).
     activity_refresh_seconds: float = 10.0
     max_ttl_seconds: int = 7 * 24 * 3600
-    max_value_bytes: int = 1024 * 1024
-    max_variables_per_session: int = 10_000
-    max_batch_size: int = 10_000
-    max_name_length: int = 128
+    max_value_bytes: int = _SESSION.max_value_bytes
+    max_variables_per_session: int = _SESSION.max_variables
+    max_batch_size: int = _SESSION.max_batch_size
+    max_name_length: int = _SESSION.max_name_length
     max_session_id_length: int = 128
-    max_metadata_entries: int = 64
-    max_metadata_bytes: int = 16 * 1024
-    max_description_length: int = 4096
-    change_log_length: int = 10_000
+    max_metadata_entries: int = _SESSION.max_metadata_entries
+    max_metadata_bytes: int = _SESSION.max_metadata_bytes
+    max_description_length: int = _SESSION.max_description_length
+    change_log_length: int = _SESSION.change_log_length
     # An import of more variables than this is staged in chunks of this many (one script each), so
     # no single script blocks Redis for long; then one short script commits it.
     import_chunk_size: int = 500
