@@ -27,6 +27,7 @@ from benchmarks.workloads import (
     concurrency,
     floors,
     footprint,
+    local_first,
     scaleout,
     sdk_missing,
     single_ops,
@@ -46,6 +47,7 @@ WORKLOADS: list[tuple[str, Workload, bool]] = [
     ("coherence", coherence.run, True),
     ("scaleout", scaleout.run, False),
     ("footprint", footprint.run, False),
+    ("local_first", local_first.run, True),
 ]
 
 
@@ -119,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out / "latest.json").write_text(json.dumps(_json_ready(results), indent=2) + "\n")
     (args.out / "report.md").write_text(report.markdown_report(results, figures))
     print(report.headline_text(results))
+    if local := report.local_first_text(results):
+        print(f"\n{local}")
     print(f"\nwrote {args.out / 'latest.json'}, {args.out / 'report.md'} and {', '.join(figures)}")
     return 0
 

@@ -9,7 +9,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Summary", "summarize", "time_async_calls", "time_calls"]
+__all__ = [
+    "Summary",
+    "net_mean_ns",
+    "net_samples",
+    "summarize",
+    "time_async_calls",
+    "time_blocks",
+    "time_calls",
+]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -46,6 +54,39 @@ def time_calls(call: Callable[[int], Any], n: int, warmup: int = 0) -> list[int]
         call(i)
         samples.append(clock() - start)
     return samples
+
+
+def time_blocks(call: Callable[[int], Any], blocks: int, per_block: int, warmup: int = 1) -> list[int]:
+    """Nanoseconds per block of `per_block` calls `call(i)`, i in range(per_block), after `warmup`
+    untimed blocks: two clock reads per block, so a call far shorter than a clock read can be timed."""
+    indices = range(per_block)
+    for _ in range(warmup):
+        for i in indices:
+            call(i)
+    samples: list[int] = []
+    clock = time.perf_counter_ns
+    for _ in range(blocks):
+        start = clock()
+        for i in indices:
+            call(i)
+        samples.append(clock() - start)
+    return samples
+
+
+def net_mean_ns(block_ns: list[int], baseline_block_ns: list[int], per_block: int) -> float:
+    """Mean nanoseconds per call from timed blocks, less the harness's own cost per call (loop and
+    call of a no-op, timed the same way; its median, as it is a constant). Never below zero."""
+    if not block_ns or not baseline_block_ns or per_block < 1:
+        raise ValueError("no samples")
+    total = sum(block_ns) / (len(block_ns) * per_block)
+    harness = float(np.median(baseline_block_ns)) / per_block
+    return max(total - harness, 0.0)
+
+
+def net_samples(samples_ns: list[int], overhead_ns: float) -> list[int]:
+    """Single-call samples less the harness's cost of one timed call (clock reads and the call of a
+    no-op: pass the median of such samples), rounded, never below zero."""
+    return [max(round(sample - overhead_ns), 0) for sample in samples_ns]
 
 
 async def time_async_calls(call: Callable[[int], Awaitable[Any]], n: int, warmup: int = 0) -> list[int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["format_us", "markdown_table", "text_table"]
+__all__ = ["format_fine_us", "format_us", "markdown_table", "text_table"]
 
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -26,3 +26,12 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
 def format_us(microseconds: float) -> str:
     """A duration given in microseconds, in the unit that reads best: "850.0 us", "1.24 ms"."""
     return f"{microseconds / 1000:.2f} ms" if microseconds >= 1000 else f"{microseconds:.1f} us"
+
+
+def format_fine_us(microseconds: float) -> str:
+    """Like `format_us`, with the digits a sub-microsecond figure needs: "0.052 us", "2.41 us"."""
+    if microseconds < 1:
+        return f"{microseconds:.3f} us"
+    if microseconds < 10:
+        return f"{microseconds:.2f} us"
+    return format_us(microseconds)

@@ -6,11 +6,24 @@ import datetime
 import platform
 from typing import Any
 
-from benchmarks._table import format_us, markdown_table, text_table
+from benchmarks._table import format_fine_us, format_us, markdown_table, text_table
+from benchmarks.workloads.local_first import OPS
 
-__all__ = ["HEADERS", "headline_rows", "headline_text", "machine", "markdown_report", "now_iso"]
+__all__ = [
+    "HEADERS",
+    "LOCAL_HEADERS",
+    "check_cell",
+    "headline_rows",
+    "headline_text",
+    "local_first_rows",
+    "local_first_text",
+    "machine",
+    "markdown_report",
+    "now_iso",
+]
 
 HEADERS = ["figure", "p50", "p99", "ratio to floor (p50)", "etcd (p50)"]
+LOCAL_HEADERS = ["figure", "avg", "p50", "p99", "max", "target", "original design", "bridged, same run"]
 
 _NOT_MEASURED = "not measured"
 
@@ -226,6 +239,111 @@ def _floor_rows(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _limit(figure: str, limit: float, below: str) -> str:
+    """("avg_us", 0.3, "≤") -> "avg ≤ 0.3 us"; ("p50_ms", 100, "<") -> "p50 < 100 ms"."""
+    name, _, unit = figure.rpartition("_")
+    return f"{name} {below} {limit:g} {unit}"
+
+
+def check_cell(figures: dict[str, float], limits: dict[str, float], *, strict: bool = False) -> str:
+    """A reference column: each limit (``strict``: below it, else at most it), and whether this run's
+    figure is within it. Shown, never asserted.
+
+    >>> check_cell({"avg_us": 0.05, "p99_us": 2.5}, {"avg_us": 0.3, "p99_us": 2.0})
+    'avg ≤ 0.3 us, p99 ≤ 2 us: missed (p99 2.50 us)'
+    """
+    if not limits:
+        return ""
+    missed = [
+        f"{figure.rpartition('_')[0]} {figures[figure]:.2f} {figure.rpartition('_')[2]}"
+        for figure, limit in limits.items()
+        if figures[figure] > limit or (strict and figures[figure] == limit)
+    ]
+    verdict = f"missed ({', '.join(missed)})" if missed else "met"
+    below = "<" if strict else "≤"
+    return f"{', '.join(_limit(figure, limit, below) for figure, limit in limits.items())}: {verdict}"
+
+
+def _bridged_single(results: dict[str, Any], kind: str) -> str:
+    if kind == "get":
+        cached, uncached = (
+            _lat(results, "single_ops", "get_cached_sdk"),
+            _lat(results, "single_ops", "get_uncached_sdk"),
+        )
+        if cached is None or uncached is None:
+            return _NOT_MEASURED
+        return f"SDK get p50: cached {format_us(cached['p50_us'])}, uncached {format_us(uncached['p50_us'])}"
+    update = _lat(results, "single_ops", "update_sdk")
+    return _NOT_MEASURED if update is None else f"SDK update p50 {format_us(update['p50_us'])}"
+
+
+def _bridged_batch(results: dict[str, Any], key: str, size: int) -> str:
+    for row in results.get("batch", {}).get("sizes", []):
+        if int(row["size"]) == size:
+            if key.startswith("get"):
+                return f"GetVariables of {size} (raw) {row['batch_get_ms']:.2f} ms"
+            return f"SetVariables of {size}, atomic (raw) {row['batch_update_atomic_ms']:.2f} ms"
+    return _NOT_MEASURED
+
+
+_OP_LABELS = {
+    "get": 'get `ctx["x"]`',
+    "set_item": 'set `ctx["x"] = i`',
+    "update_variable": "set `update_variable`",
+    "get_variables_10": "`get_variables` of 10",
+    "update_variables_10": "`update_variables` of 10, atomic",
+}
+_CONTEXT_LABELS = {"local": "LocalSessionContext", "local_first": "LocalFirstContext, local"}
+
+
+def local_first_rows(results: dict[str, Any]) -> list[list[str]]:
+    section = results.get("local_first")
+    if not section:
+        return []
+    targets, original = section["targets"], section["original_design"]
+    rows = []
+    for context, ops in section["ops"].items():
+        for key, figures in ops.items():
+            kind = OPS[key][0]
+            bridged = _bridged_single(results, kind) if kind != "batch" else _bridged_batch(results, key, 10)
+            rows.append(
+                [
+                    f"local {_OP_LABELS[key]} ({_CONTEXT_LABELS[context]})",
+                    format_fine_us(figures["avg_us"]),
+                    format_fine_us(figures["p50_us"]),
+                    format_fine_us(figures["p99_us"]),
+                    format_fine_us(figures["max_us"]),
+                    check_cell(figures, targets.get(kind, {})),
+                    check_cell(figures, original.get(kind, {}), strict=True),
+                    bridged,
+                ]
+            )
+    update = _lat(results, "single_ops", "update_sdk")
+    for row in section["switch"]:
+        size = row["variables"]
+        kind = f"switch_{size}"
+        rows.append(
+            [
+                f"switch to the bridge, {size} variables ({row['repetitions']} runs)",
+                f"{row['mean_ms']:.2f} ms",
+                f"{row['p50_ms']:.2f} ms",
+                "",
+                f"{row['max_ms']:.2f} ms",
+                check_cell(row, targets.get(kind, {})),
+                check_cell(row, original.get(kind, {}), strict=True),
+                f"{size} x SDK update p50 = {size * update['p50_us'] / 1000:.1f} ms"
+                if update
+                else _NOT_MEASURED,
+            ]
+        )
+    return rows
+
+
+def local_first_text(results: dict[str, Any]) -> str:
+    rows = local_first_rows(results)
+    return text_table(LOCAL_HEADERS, rows) if rows else ""
+
+
 def headline_rows(results: dict[str, Any]) -> list[list[str]]:
     floors = _Floors(results)
     return (
@@ -263,8 +381,35 @@ def markdown_report(results: dict[str, Any], plots: list[str]) -> str:
         f"- skipped: {', '.join(meta['skipped']) or 'nothing'}.",
         "",
     ]
+    if local_rows := local_first_rows(results):
+        lines += _local_first_section(results["local_first"], local_rows)
     lines += [f"![{name}]({name})" for name in plots]
     return "\n".join(lines) + "\n"
+
+
+def _local_first_section(section: dict[str, Any], rows: list[list[str]]) -> list[str]:
+    calibration = section["calibration"]
+    counts = section["counts"]
+    per_block = ", ".join(
+        f"{n} calls: {ns:.0f} ns" for n, ns in calibration["block_overhead_per_call_ns"].items()
+    )
+    return [
+        "## Local-first sessions",
+        "",
+        "In process, no network, next to the bridged figures of this run. Targets and the original "
+        "design's figures are reference columns, not assertions.",
+        "",
+        markdown_table(LOCAL_HEADERS, rows),
+        "",
+        f"- avg: {counts['blocks']} blocks of calls timed as a whole, per call, less the harness's own "
+        f"cost per call (a no-op called in the same loop, median block; {per_block}).",
+        f"- p50/p99/max: {counts['single_calls']} calls timed one by one, each less the median of single "
+        f"timed no-op calls ({calibration['single_call_overhead_ns']:.0f} ns; a pair of clock reads "
+        f"alone is {calibration['clock_read_pair_ns']:.0f} ns).",
+        "- switch: a fresh LocalFirstContext with N integer variables (constraints and metadata) moved "
+        "with `ensure_bridged()` over a connected client; `backend.last_switch_seconds`; avg is the mean.",
+        "",
+    ]
 
 
 def now_iso() -> str:
