@@ -39,6 +39,7 @@ from unified_bridge._models import (
 from unified_bridge._rules import (
     SessionLimits,
     already_exists,
+    as_stored,
     batch_too_large,
     check_description,
     check_encoded_size,
@@ -306,6 +307,11 @@ class LocalStore:
         normalized = normalize_value(vtype, value, checked)
         checked_metadata = validate_metadata(metadata, limits.max_metadata_entries, limits.max_metadata_bytes)
         check_not_id_like(name)
+        # From here on, as a frontend does: with the constraints as the request carried them.
+        stored = as_stored(checked)
+        if stored != checked:  # a bound no double holds exactly, or an empty shape (sent as none)
+            normalized = normalize_value(vtype, value, stored)
+        checked = stored
         description = description or ""
         check_description(description, limits.max_description_length)
         check_encoded_size(name, len(encode_value(vtype, normalized, checked)), limits.max_value_bytes)

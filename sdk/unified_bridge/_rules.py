@@ -21,7 +21,7 @@ from unified_bridge.errors import (
     ValidationError,
     VersionConflictError,
 )
-from unified_bridge.types import validate_name
+from unified_bridge.types import constraints_from_proto, constraints_to_proto, validate_name
 
 __all__ = [
     "ID_SUFFIX_LENGTH",
@@ -29,6 +29,7 @@ __all__ = [
     "MIGRATION_METADATA_KEYS",
     "SessionLimits",
     "already_exists",
+    "as_stored",
     "batch_too_large",
     "check_description",
     "check_encoded_size",
@@ -138,6 +139,13 @@ def same_definition(
         and _without_migration_keys(metadata_a) == _without_migration_keys(metadata_b)
         and description_a == description_b
     )
+
+
+def as_stored(constraints: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated constraints as a frontend holds them: what comes out of their wire form (a request's
+    ``Constraints``). ``min`` and ``max`` travel as doubles, so ``{"max": 100}`` is held, compared,
+    quoted in messages and listed as ``{"max": 100.0}``."""
+    return constraints_from_proto(constraints_to_proto(constraints))
 
 
 def name_matcher(pattern: str | None) -> Callable[[str], bool]:
