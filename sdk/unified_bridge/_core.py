@@ -18,6 +18,7 @@ from typing import Any
 from unified_bridge._cache import MISS, NearCache
 from unified_bridge._calls import Flow, Pause, Rpc
 from unified_bridge._models import Definition, VariableInfo, decode_change_value, decode_variable
+from unified_bridge._rules import check_expected_version
 from unified_bridge.errors import (
     AlreadyExistsError,
     BridgeError,
@@ -236,6 +237,7 @@ class SessionCore:
         The request names the variable by id, so a name re-registered elsewhere is never written with a
         stale definition: the id is then gone, and we look the name up again once.
         """
+        check_expected_version(expected_version)
         if retry is None:
             retry = expected_version is not None  # compare-and-set cannot apply twice
         for attempt in (1, 2):

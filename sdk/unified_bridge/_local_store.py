@@ -43,6 +43,7 @@ from unified_bridge._rules import (
     batch_too_large,
     check_description,
     check_encoded_size,
+    check_expected_version,
     check_not_id_like,
     check_ref,
     in_atomic_batch,
@@ -340,6 +341,7 @@ class LocalStore:
 
     def set(self, ref: str, value: Any, expected_version: int | None = None) -> int:
         """Write a value; returns the new version. With ``expected_version``: compare-and-set."""
+        check_expected_version(expected_version)
         definition = self._found(ref).definition
         normalized = self._normalized(definition, value)
         with self._lock:

@@ -33,6 +33,7 @@ __all__ = [
     "batch_too_large",
     "check_description",
     "check_encoded_size",
+    "check_expected_version",
     "check_not_id_like",
     "check_ref",
     "in_atomic_batch",
@@ -78,6 +79,16 @@ def check_ref(ref: object, max_name_length: int) -> str:
     if not ref:
         raise ValidationError("a variable name or id is required")
     return validate_name(ref, max_name_length + 16)
+
+
+def check_expected_version(expected_version: object) -> None:
+    """A compare-and-set's expected version: a version a variable can have (0 or more)."""
+    if expected_version is not None and (
+        not isinstance(expected_version, int) or isinstance(expected_version, bool) or expected_version < 0
+    ):
+        raise ValidationError(
+            f"expected_version must be a whole number of at least 0, got {expected_version!r}"
+        )
 
 
 def check_not_id_like(name: str) -> None:

@@ -443,21 +443,13 @@ class Backends(RuleBasedStateMachine):
     def update_variable(self, name: str, by_id: bool, value: Any, expected: int | None) -> None:
         var = self.model.variables.get(name)
         expected_version = None if expected is None else (var.version if var else 0) + expected
-        if expected_version == -1 and var is not None and self.writable(name, value) is not _INVALID:
-            # KNOWN BRIDGED BUG, not copied into the local backend: the bridged context puts a
-            # negative expected_version into a uint64 proto field, and protobuf's own ValueError
-            # ("Value out of range: -1") escapes -- outside the BridgeError tree that docs/sdk.md
-            # promises. The local backend does what the docstring of update_variable says ("a
-            # compare-and-set: VersionConflictError when the version differs"), and changes nothing.
-            local = _outcome(lambda: self.local.update_variable(name, value, -1))
-            bridged = _outcome(lambda: self.bridged.update_variable(name, value, -1))
-            assert bridged.error is ValueError, bridged
-            assert bridged.message == "Value out of range: -1", bridged
-            self.expect(local, VersionConflictError)
-            assert (
-                local.message
-                == f"version conflict on {self.ids['local'][name]}: expected version -1, found 0"
+        if expected_version == -1:
+            # No variable has a negative version: both backends refuse the argument itself, first.
+            outcome = self.both(
+                lambda ctx, ids: ctx.update_variable(self.ref_of(ids, name, by_id), value, -1)
             )
+            self.expect(outcome, ValidationError)
+            assert outcome.message == "expected_version must be a whole number of at least 0, got -1"
             return
         outcome = self.both(
             lambda ctx, ids: ctx.update_variable(self.ref_of(ids, name, by_id), value, expected_version)
