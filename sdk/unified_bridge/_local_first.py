@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
+from threading import get_ident
 from types import MappingProxyType, TracebackType
 from typing import Any
 
@@ -37,37 +38,48 @@ Bridge = BridgeClient | str | Sequence[str]
 class WriteGate:
     """Writers share it, a switch holds it alone, readers never touch it.
 
-    A thread that is already writing may write again (an ``update`` function that writes) without
-    waiting for a switch that is waiting for it.
+    Writers take no lock while no switch is pending: each thread counts its own writes in ``_depth``
+    (only that thread touches its key, so no update is lost), then looks at ``_switching``; a switch
+    sets ``_switching``, then waits for every count to reach zero. Each side writes before it reads
+    what the other wrote, so a writer either sees the switch coming and steps back, or the switch
+    sees the writer and waits for it. A thread already writing may write again (an ``update``
+    function that writes) without waiting for a switch that is waiting for it.
     """
 
     def __init__(self) -> None:
         self._mutex = threading.Lock()
         self._changed = threading.Condition(self._mutex)
-        self._writers = 0
+        self._depth: dict[int, int] = {}
         self._switching = False
-        self._depth = threading.local()
 
     def enter(self) -> None:
-        depth = getattr(self._depth, "n", 0)
-        if depth == 0:
-            with self._mutex:
-                while self._switching:
-                    self._changed.wait()
-                self._writers += 1
-        self._depth.n = depth + 1
+        me = get_ident()
+        depth = self._depth.get(me, 0)
+        self._depth[me] = depth + 1
+        if depth == 0 and self._switching:
+            self._step_back(me)
+
+    def _step_back(self, me: int) -> None:
+        with self._mutex:
+            del self._depth[me]
+            self._changed.notify_all()
+            while self._switching:
+                self._changed.wait()
+            self._depth[me] = 1
 
     def leave(self) -> None:
-        depth = self._depth.n - 1
-        self._depth.n = depth
-        if depth == 0:
+        me = get_ident()
+        depth = self._depth[me] - 1
+        if depth:
+            self._depth[me] = depth
+            return
+        del self._depth[me]
+        if self._switching:
             with self._mutex:
-                self._writers -= 1
-                if self._writers == 0 and self._switching:
-                    self._changed.notify_all()
+                self._changed.notify_all()
 
     def writing_here(self) -> bool:
-        return getattr(self._depth, "n", 0) > 0
+        return get_ident() in self._depth
 
     @contextmanager
     def exclusive(self, timeout: float | None) -> Iterator[None]:
@@ -78,7 +90,7 @@ class WriteGate:
             while self._switching:
                 self._changed.wait()
             self._switching = True
-            while self._writers:
+            while self._depth:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     self._switching = False

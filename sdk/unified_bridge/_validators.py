@@ -223,6 +223,9 @@ def _check_bounds(value: float, constraints: Mapping[str, Any]) -> None:
 
 
 def _normalize_float(value: object, constraints: Mapping[str, Any]) -> float:
+    if type(value) is float:  # the common case, first
+        _check_bounds(value, constraints)
+        return value
     if isinstance(value, str):
         try:
             result = float(value)
@@ -238,6 +241,8 @@ def _normalize_float(value: object, constraints: Mapping[str, Any]) -> float:
 
 
 def _to_int(value: object) -> int | None:
+    if type(value) is int:  # the common case, first: a plain int is never bool-like
+        return value
     if is_bool_like(value):
         return None
     if isinstance(value, str):
@@ -480,6 +485,8 @@ def _normalize_tensor(value: object, constraints: Mapping[str, Any]) -> Any:
     return nest([tensor_element(item, dtype) for item in flat], shape)
 
 
+_NO_CONSTRAINTS: Final[Mapping[str, Any]] = MappingProxyType({})
+
 _NORMALIZERS: Final[Mapping[VariableType, Callable[[object, Mapping[str, Any]], Any]]] = MappingProxyType(
     {
         VariableType.FLOAT: _normalize_float,
@@ -506,4 +513,6 @@ def normalize_value(
     >>> normalize_value(VariableType.INTEGER, "42", {"max": 100})
     42
     """
-    return _NORMALIZERS[VariableType.parse(var_type)](value, constraints or {})
+    # A VariableType (or its exact value) finds its normalizer directly; anything else is parsed.
+    normalize = _NORMALIZERS.get(var_type) or _NORMALIZERS[VariableType.parse(var_type)]
+    return normalize(value, constraints or _NO_CONSTRAINTS)
