@@ -21,7 +21,12 @@ from unified_bridge.errors import (
     ValidationError,
     VersionConflictError,
 )
-from unified_bridge.types import constraints_from_proto, constraints_to_proto, validate_name
+from unified_bridge.types import (
+    MIGRATION_METADATA_KEYS,
+    constraints_from_proto,
+    constraints_to_proto,
+    validate_name,
+)
 
 __all__ = [
     "ID_SUFFIX_LENGTH",
@@ -46,10 +51,6 @@ __all__ = [
 #: ``new_variable_id`` makes ``var_<name>_<8 hex digits>``.
 ID_SUFFIX_LENGTH: Final = 8
 LOOKS_LIKE_AN_ID: Final = re.compile(r"var_.+_[0-9a-f]{8}")
-
-#: Metadata an import adds to every variable it moves; ignored when definitions are compared, so a
-#: program that registers its variables again after the move finds them unchanged.
-MIGRATION_METADATA_KEYS: Final = ("migrated_at", "migrated_from")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
