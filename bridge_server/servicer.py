@@ -187,8 +187,12 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
     async def GetVariables(
         self, request: pb.GetVariablesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetVariablesResponse:
-        records, missing = await self._store.get_many(request.session_id, list(request.names_or_ids))
-        return pb.GetVariablesResponse(variables=[variable_to_proto(r) for r in records], missing=missing)
+        records, missing, revision = await self._store.get_many(
+            request.session_id, list(request.names_or_ids)
+        )
+        return pb.GetVariablesResponse(
+            variables=[variable_to_proto(r) for r in records], missing=missing, revision=revision
+        )
 
     @unary
     async def SetVariable(

@@ -183,28 +183,36 @@ class VariableStore:
     # -- variables: reads -----------------------------------------------------------------------
 
     async def get(self, session_id: str, ref: str) -> VariableRecord:
-        records, missing = await self.get_many(session_id, [ref])
+        records, missing, _ = await self.get_many(session_id, [ref])
         if missing:
             raise VariableNotFoundError.for_ref(ref)
         return records[0]
 
-    async def get_many(self, session_id: str, refs: Sequence[str]) -> tuple[list[VariableRecord], list[str]]:
+    async def get_many(
+        self, session_id: str, refs: Sequence[str]
+    ) -> tuple[list[VariableRecord], list[str], int]:
+        """The variables found (in request order), the refs not found, and the session revision they
+        were all read at (one atomic read)."""
         session_id = self.checked_session_id(session_id)
         self._check_batch_size(len(refs))
         for ref in refs:
             self._checked_ref(ref)
-        found = await self._read(session_id, list(dict.fromkeys(refs)))
-        return [found[ref] for ref in refs if ref in found], [ref for ref in refs if ref not in found]
+        found, revision = await self._read(session_id, list(dict.fromkeys(refs)))
+        return (
+            [found[ref] for ref in refs if ref in found],
+            [ref for ref in refs if ref not in found],
+            revision,
+        )
 
-    async def _read(self, session_id: str, refs: Sequence[str]) -> dict[str, VariableRecord]:
-        """The variables that exist among `refs` (already checked), by ref."""
+    async def _read(self, session_id: str, refs: Sequence[str]) -> tuple[dict[str, VariableRecord], int]:
+        """The variables that exist among `refs` (already checked), by ref, and the revision read at."""
         touch = self._activity.due(session_id)
         reply = await self._scripts.get_variables(
             keys=self.keys(session_id).stored, args=[_now_ms(), int(touch), *refs]
         )
         if reply is False or reply is None:
             raise SessionNotFoundError.for_id(session_id)
-        ttl, rows = reply
+        ttl, rows, revision = reply
         if touch:
             self._activity.refreshed(session_id, int(ttl))
         found = {}
@@ -216,7 +224,7 @@ class VariableStore:
                 found[ref] = VariableRecord(
                     definition, decode_value(definition.type, value), int(version), int(updated)
                 )
-        return found
+        return found, int(revision)
 
     async def list_variables(self, session_id: str, pattern: str = "") -> list[VariableRecord]:
         session_id = self.checked_session_id(session_id)
@@ -460,7 +468,7 @@ class VariableStore:
             else:
                 found[ref] = definition
         if unknown:
-            records = await self._read(session_id, list(dict.fromkeys(unknown)))
+            records, _ = await self._read(session_id, list(dict.fromkeys(unknown)))
             found.update({ref: record.definition for ref, record in records.items()})
         return found
 

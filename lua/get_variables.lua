@@ -3,9 +3,11 @@
 -- appendfsync always every write costs a disk flush, and writes replicate.
 -- KEYS: session, vars, names, log
 -- ARGV: now_ms, touch (0|1), ref...
--- Returns: false when the session does not exist, else {ttl, entries} with one entry per ref:
---          false when not found, else {id, definition_blob, value_blob, version, updated_at}.
-local ttl = redis.call('HGET', KEYS[1], 'ttl')
+-- Returns: false when the session does not exist, else {ttl, entries, revision} with one entry per
+--          ref: false when not found, else {id, definition_blob, value_blob, version, updated_at};
+--          revision is the session's, which every value read here is the state at (one atomic read).
+local session = redis.call('HMGET', KEYS[1], 'ttl', 'revision')
+local ttl = session[1]
 if not ttl then return false end
 if ARGV[2] == '1' then
   redis.call('HSET', KEYS[1], 'last_active', ARGV[1])
@@ -19,4 +21,4 @@ for i = 3, #ARGV do
   local s = redis.call('HMGET', KEYS[2], 'd:' .. id, 'v:' .. id, 'n:' .. id, 'u:' .. id)
   if s[1] then out[i - 2] = {id, s[1], s[2], s[3], s[4]} else out[i - 2] = false end
 end
-return {tonumber(ttl), out}
+return {tonumber(ttl), out, tonumber(session[2])}

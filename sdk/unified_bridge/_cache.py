@@ -15,11 +15,20 @@ announced (same or newer version), which is not stale.
 
 Coherence comes from the watch stream; the TTL is only a backstop. The cache serves nothing until the
 stream is caught up (:meth:`start_serving`) and is emptied whenever the stream is lost.
+
+Several values at one revision (:meth:`NearCache.snapshot`): every entry knows the session revision
+its value is known to hold at (``as_of``: the event that brought it, the write that made it, or the
+atomic read that fetched it). Entries with ``as_of`` at or below the revision the stream has applied
+(``stream_revision``) all show the session at ``stream_revision``: any change in between would have
+reached them. The changes of one event (or of one atomic batch written through) are applied as one
+*batch*, and a snapshot that overlaps a batch is not taken. Anything else (a miss, an entry fetched
+ahead of the stream, an entry of unknown age) and the caller reads all the values at once instead.
 """
 
 from __future__ import annotations
 
 import copy
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +53,9 @@ MISS: Final[Any] = _Miss()
 _MAX_STAMPS = 10_000
 
 _IMMUTABLE = (int, float, str, bool, bytes, type(None))
+
+#: ``as_of`` of a value whose revision is not known (a single read): never part of a snapshot.
+UNKNOWN_REVISION: Final = sys.maxsize
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +90,7 @@ class _Entry:
     name: str
     expires_at: float
     mutable: bool
+    as_of: int = UNKNOWN_REVISION
 
 
 def _covers(entry: _Entry, name: str, version: int) -> bool:
@@ -98,6 +111,11 @@ class NearCache:
         self._stamps: dict[str, int] = {}
         self._versions: dict[str, int] = {}  # id -> highest version announced by the stream
         self._serving = False
+        # Snapshots: the revision the stream has applied, batches being applied, and a generation
+        # that every batch start and end bumps (a snapshot that saw it move is not taken).
+        self.stream_revision = 0
+        self._open_batches = 0
+        self._generation = 0
         self.ttl = ttl
         self.hits = 0
         self.misses = 0
@@ -120,6 +138,39 @@ class NearCache:
         if entry is None or entry.expires_at <= _monotonic():
             return None
         return (copy.deepcopy(entry.value) if entry.mutable else entry.value), entry.version
+
+    def snapshot(self, keys: list[str]) -> dict[str, Any] | None:
+        """``{key: value}`` for every key, all at one revision, or None when the cache cannot vouch
+        for that (then read them all at once from the server)."""
+        generation = self._generation
+        if self._open_batches or not self._serving:
+            return None
+        now = _monotonic()
+        settled = self.stream_revision
+        found: dict[str, Any] = {}
+        for key in keys:
+            entry = self._entries.get(key)
+            if entry is None or entry.expires_at <= now or entry.as_of > settled:
+                return None
+            found[key] = copy.deepcopy(entry.value) if entry.mutable else entry.value
+        if self._generation != generation or self._open_batches:
+            return None
+        self.hits += len(keys)
+        return found
+
+    def begin_batch(self) -> None:
+        """The changes that follow belong together (one event, one atomic write): snapshots wait."""
+        with self._lock:
+            self._open_batches += 1
+            self._generation += 1
+
+    def end_batch(self, stream_revision: int | None = None) -> None:
+        """The batch is applied; with ``stream_revision``, the stream has applied everything up to it."""
+        with self._lock:
+            if stream_revision is not None and stream_revision > self.stream_revision:
+                self.stream_revision = stream_revision
+            self._open_batches -= 1
+            self._generation += 1
 
     def __contains__(self, key: str) -> bool:
         entry = self._entries.get(key)
@@ -147,9 +198,11 @@ class NearCache:
         stamps = self._stamps
         return all(stamps.get(k, -1) <= token for k in keys) and self._versions.get(var_id, -1) <= version
 
-    def _new_entry(self, var_id: str, name: str, version: int, value: Any) -> _Entry:
+    def _new_entry(
+        self, var_id: str, name: str, version: int, value: Any, as_of: int = UNKNOWN_REVISION
+    ) -> _Entry:
         mutable = not isinstance(value, _IMMUTABLE)
-        return _Entry(value, version, var_id, name, _monotonic() + self.ttl, mutable)
+        return _Entry(value, version, var_id, name, _monotonic() + self.ttl, mutable, as_of)
 
     def _insert(self, entry: _Entry, extra_key: str | None) -> None:
         keys = self._keys_by_id.setdefault(entry.var_id, set())
@@ -159,7 +212,14 @@ class NearCache:
                 keys.add(key)
 
     def fill(
-        self, token: int, var_id: str, name: str, version: int, value: Any, requested: str | None = None
+        self,
+        token: int,
+        var_id: str,
+        name: str,
+        version: int,
+        value: Any,
+        requested: str | None = None,
+        as_of: int = UNKNOWN_REVISION,
     ) -> bool:
         """Cache a value read from the server, unless an invalidation for it arrived since ``token``."""
         keys = (var_id, name) if requested is None else (var_id, name, requested)
@@ -169,11 +229,13 @@ class NearCache:
             current = self._entries.get(var_id)
             if current is not None and current.version > version:
                 return False
-            entry = self._new_entry(var_id, name, version, value)
+            entry = self._new_entry(var_id, name, version, value, as_of)
             self._insert(entry, requested if requested not in (var_id, name) else None)
             return True
 
-    def write_through(self, token: int, var_id: str, name: str, version: int, value: Any) -> None:
+    def write_through(
+        self, token: int, var_id: str, name: str, version: int, value: Any, as_of: int = UNKNOWN_REVISION
+    ) -> None:
         """After this context's own write (read-your-writes): older values of the variable can no longer
         be cached, and the written one is, unless while the write was in flight an invalidation arrived
         that its version does not explain (a delete, a write of unknown outcome, a newer version)."""
@@ -182,7 +244,7 @@ class NearCache:
             self._note_version(var_id, version)
             self._forget_locked(var_id, name)
             if allowed:
-                self._insert(self._new_entry(var_id, name, version, value), None)
+                self._insert(self._new_entry(var_id, name, version, value, as_of), None)
 
     # --- invalidation ----------------------------------------------------------------------------
 
@@ -226,7 +288,9 @@ class NearCache:
             self._forget_locked(var_id, name)
             self.invalidations += 1
 
-    def apply_change(self, var_id: str, name: str, version: int, decode: Callable[[], Any]) -> None:
+    def apply_change(
+        self, var_id: str, name: str, version: int, decode: Callable[[], Any], as_of: int = UNKNOWN_REVISION
+    ) -> None:
         """An update or registration from the watch stream: version ``version`` of ``var_id`` exists, so
         older values must not be served or filled; a cached entry is refreshed with the event's value.
 
@@ -243,6 +307,8 @@ class NearCache:
             current = self._entries.get(var_id)
             if current is not None and _covers(current, name, version):
                 self._note_version(var_id, version)
+                if current.version == version and as_of < current.as_of:
+                    current.as_of = as_of  # the stream vouches for it now
                 return  # our own write (or a newer read) already put this version here
             refresh = current is not None and self._serving
             if refresh and value is MISS:
@@ -252,7 +318,7 @@ class NearCache:
             self._forget_locked(var_id, name)
             self.invalidations += 1
             if refresh:
-                self._insert(self._new_entry(var_id, name, version, value), None)
+                self._insert(self._new_entry(var_id, name, version, value, as_of), None)
 
     def clear(self) -> None:
         """Forget everything; reads in flight lose their fill."""
@@ -269,13 +335,22 @@ class NearCache:
         self._entries.clear()
         self._keys_by_id.clear()
 
-    def start_serving(self) -> None:
-        """The watch stream is caught up. Reads that began before now may have fetched values whose
-        invalidation the stream will never send (it started after them), so their fills are refused."""
+    def start_serving(self, stream_revision: int) -> None:
+        """The watch stream is caught up at ``stream_revision``. Reads that began before now may have
+        fetched values whose invalidation the stream will never send (it started after them), so their
+        fills are refused."""
         with self._lock:
             self._epoch += 1
             self._floor = self._epoch
+            self.stream_revision = stream_revision
             self._serving = True
+
+    def restart_stream(self, stream_revision: int) -> None:
+        """Events were lost (history gone, session deleted): everything is forgotten, and the stream
+        goes on from ``stream_revision`` (which may be lower: a session deleted and created again)."""
+        with self._lock:
+            self._clear_locked()
+            self.stream_revision = stream_revision
 
     def stop_serving(self) -> None:
         """The watch stream is gone: empty the cache and refuse fills until it is back."""

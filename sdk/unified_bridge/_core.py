@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from unified_bridge._cache import MISS, NearCache
+from unified_bridge._cache import UNKNOWN_REVISION, NearCache
 from unified_bridge._calls import Flow, Pause, Rpc
 from unified_bridge._models import Definition, VariableInfo, decode_change_value, decode_variable
 from unified_bridge._rules import check_expected_version
@@ -125,13 +125,18 @@ class SessionCore:
             self.revision = revision
 
     def absorb(
-        self, var: pb2.Variable, token: int | None = None, requested: str | None = None
+        self,
+        var: pb2.Variable,
+        token: int | None = None,
+        requested: str | None = None,
+        as_of: int = UNKNOWN_REVISION,
     ) -> VariableInfo:
-        """Decode a variable from the server, remember its definition and, with a token, cache it."""
+        """Decode a variable from the server, remember its definition and, with a token, cache it
+        (``as_of``: the session revision it was read at, when the server said)."""
         info = decode_variable(var)
         self.definitions.remember(info.definition)
         if token is not None:
-            self.cache.fill(token, info.id, info.name, info.version, info.value, requested)
+            self.cache.fill(token, info.id, info.name, info.version, info.value, requested, as_of)
         return info
 
     def _encode(self, definition: Definition, value: Any) -> tuple[Any, pb2.Value]:
@@ -153,28 +158,25 @@ class SessionCore:
         return info.value
 
     def get_many(self, refs: Iterable[str]) -> Flow[dict[str, Any]]:
+        """``{ref: value}``, all at one session revision: from the cache when it can vouch for that
+        (see :meth:`NearCache.snapshot`), else from one atomic read of them all."""
         refs = list(refs)
-        found: dict[str, Any] = {}
-        wanted = []
+        cached = self.cache.snapshot(refs)
+        if cached is not None:
+            return cached
+        token = self.cache.begin_read()
+        request = pb2.GetVariablesRequest(session_id=self.session_id, names_or_ids=refs)
+        response: pb2.GetVariablesResponse = yield Rpc("GetVariables", request, True)
+        if response.missing:
+            raise VariableNotFoundError.for_ref(", ".join(response.missing))
+        # A frontend that does not say the revision (0) leaves the values of unknown age.
+        as_of = response.revision or UNKNOWN_REVISION
+        infos = [self.absorb(var, token, as_of=as_of) for var in response.variables]
+        by_key = {key: info for info in infos for key in (info.id, info.name)}
         for ref in refs:
-            value = self.cache.lookup(ref)
-            if value is MISS:
-                wanted.append(ref)
-            else:
-                found[ref] = value
-        if wanted:
-            token = self.cache.begin_read()
-            request = pb2.GetVariablesRequest(session_id=self.session_id, names_or_ids=wanted)
-            response: pb2.GetVariablesResponse = yield Rpc("GetVariables", request, True)
-            if response.missing:
-                raise VariableNotFoundError.for_ref(", ".join(response.missing))
-            infos = [self.absorb(var, token) for var in response.variables]
-            by_key = {key: info for info in infos for key in (info.id, info.name)}
-            for ref in wanted:
-                if ref not in by_key:
-                    raise VariableNotFoundError.for_ref(ref)
-                found[ref] = by_key[ref].value
-        return {ref: found[ref] for ref in refs}
+            if ref not in by_key:
+                raise VariableNotFoundError.for_ref(ref)
+        return {ref: by_key[ref].value for ref in refs}
 
     def contains(self, ref: str) -> Flow[bool]:
         if ref in self.cache:
@@ -261,7 +263,9 @@ class SessionCore:
                 self.cache.invalidate(definition.id, definition.name)  # outcome unknown
                 raise
             self.note_revision(response.revision)
-            self.cache.write_through(token, definition.id, definition.name, response.version, normalized)
+            self.cache.write_through(
+                token, definition.id, definition.name, response.version, normalized, response.revision
+            )
             return response.version
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -341,15 +345,24 @@ class SessionCore:
                     self.cache.invalidate(definition.id, definition.name)
                 raise
             self.note_revision(response.revision)
-            for (ref, definition, normalized), result in zip(sent, response.results, strict=True):
-                if result.ok:
-                    results[ref] = True
-                    self.cache.write_through(
-                        token, definition.id, definition.name, result.version, normalized
-                    )
-                else:
-                    results[ref] = result.error.message or result.error.code or "update failed"
-                    self.cache.invalidate(definition.id, definition.name)
+            self.cache.begin_batch()  # one mutation: a snapshot sees all of it or none
+            try:
+                for (ref, definition, normalized), result in zip(sent, response.results, strict=True):
+                    if result.ok:
+                        results[ref] = True
+                        self.cache.write_through(
+                            token,
+                            definition.id,
+                            definition.name,
+                            result.version,
+                            normalized,
+                            response.revision,
+                        )
+                    else:
+                        results[ref] = result.error.message or result.error.code or "update failed"
+                        self.cache.invalidate(definition.id, definition.name)
+            finally:
+                self.cache.end_batch()
         return {ref: results[ref] for ref in refs}
 
     def delete(self, ref: str) -> Flow[None]:
@@ -394,12 +407,12 @@ class SessionCore:
         kind = event.kind
         if kind == pb2.EVENT_KIND_CAUGHT_UP:
             self.note_revision(event.revision)
-            self.cache.start_serving()
+            self.cache.start_serving(event.revision)
             return
         if kind in (pb2.EVENT_KIND_HISTORY_GONE, pb2.EVENT_KIND_SESSION_DELETED):
             logger.info("session %s: %s; cache cleared", self.session_id, pb2.EventKind.Name(kind))
             self.definitions.forget_names()
-            self.cache.clear()
+            self.cache.restart_stream(event.revision)
             if kind == pb2.EVENT_KIND_SESSION_DELETED:
                 self.cache.stop_serving()
             self.note_revision(event.revision)
@@ -413,11 +426,15 @@ class SessionCore:
             )
             self.definitions.forget_names()
             self.cache.clear()
-        for change in event.changes:
-            self._apply_change(kind, change)
+        self.cache.begin_batch()  # the changes of one event: a snapshot sees all of them or none
+        try:
+            for change in event.changes:
+                self._apply_change(kind, change, event.revision)
+        finally:
+            self.cache.end_batch(event.revision)
         self.note_revision(event.revision)
 
-    def _apply_change(self, kind: int, change: pb2.VariableChange) -> None:
+    def _apply_change(self, kind: int, change: pb2.VariableChange, revision: int) -> None:
         if kind == pb2.EVENT_KIND_DELETED:
             self.definitions.forget(change.id, change.name)
             self.cache.invalidate(change.id, change.name)
@@ -432,7 +449,11 @@ class SessionCore:
         try:
             # Decoded only if the cache refreshes an entry with it: most events just invalidate.
             self.cache.apply_change(
-                change.id, change.name, change.version, functools.partial(decode_change_value, change.value)
+                change.id,
+                change.name,
+                change.version,
+                functools.partial(decode_change_value, change.value),
+                revision,
             )
         except BridgeError:
             logger.exception("session %s: undecodable value in event for %s", self.session_id, change.name)

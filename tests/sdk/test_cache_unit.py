@@ -11,7 +11,7 @@ from unified_bridge._cache import MISS, NearCache
 @pytest.fixture
 def cache() -> NearCache:
     c = NearCache(ttl=60)
-    c.start_serving()
+    c.start_serving(0)
     return c
 
 
@@ -26,7 +26,7 @@ def test_nothing_is_served_or_filled_before_the_stream_is_caught_up() -> None:
     cache = NearCache(ttl=60)
     token = cache.begin_read()
     assert not cache.fill(token, "var_x_1", "x", 0, 10)
-    cache.start_serving()
+    cache.start_serving(0)
     assert not cache.fill(token, "var_x_1", "x", 0, 10)  # began before the stream was caught up
     assert cache.fill(cache.begin_read(), "var_x_1", "x", 0, 10)
 
@@ -83,7 +83,7 @@ def test_stream_loss_empties_and_stops_the_cache(cache: NearCache) -> None:
     token = cache.begin_read()
     cache.stop_serving()
     assert cache.lookup("x") is MISS
-    cache.start_serving()
+    cache.start_serving(0)
     assert not cache.fill(token, "var_x_1", "x", 0, 10)
 
 
@@ -165,3 +165,38 @@ def test_a_decode_failure_changes_nothing_and_propagates(cache: NearCache) -> No
         cache.apply_change("var_x_1", "x", 1, Decoder(error=ValueError("corrupt")))
     assert cache.lookup("x") == 10  # the caller decides (SessionCore invalidates)
     assert cache.fill(token, "var_x_1", "x", 0, 10)  # no version was noted
+
+
+# --- several values at one revision ----------------------------------------------------------
+
+
+def test_a_snapshot_needs_every_value_settled_by_the_stream(cache: NearCache) -> None:
+    cache.fill(cache.begin_read(), "var_a_1", "a", 0, 1, as_of=5)
+    cache.fill(cache.begin_read(), "var_b_1", "b", 0, 2, as_of=5)
+    assert cache.snapshot(["a", "b"]) is None  # read at revision 5, the stream has applied 0 so far
+    cache.begin_batch()
+    cache.end_batch(stream_revision=5)
+    assert cache.snapshot(["a", "b"]) == {"a": 1, "b": 2}
+    cache.fill(cache.begin_read(), "var_c_1", "c", 0, 3)  # a single read: its revision is unknown
+    assert cache.snapshot(["a", "c"]) is None
+    assert cache.snapshot(["a", "missing"]) is None
+
+
+def test_no_snapshot_while_an_event_is_being_applied(cache: NearCache) -> None:
+    cache.fill(cache.begin_read(), "var_a_1", "a", 0, 1, as_of=0)
+    cache.fill(cache.begin_read(), "var_b_1", "b", 0, 1, as_of=0)
+    cache.begin_batch()  # an atomic batch changing a and b arrives
+    cache.apply_change("var_a_1", "a", 1, lambda: 2, as_of=1)
+    assert cache.snapshot(["a", "b"]) is None  # a is new, b is not yet: never served half applied
+    cache.apply_change("var_b_1", "b", 1, lambda: 2, as_of=1)
+    cache.end_batch(stream_revision=1)
+    assert cache.snapshot(["a", "b"]) == {"a": 2, "b": 2}
+
+
+def test_the_stream_vouches_for_a_value_written_ahead_of_it(cache: NearCache) -> None:
+    cache.write_through(cache.begin_read(), "var_a_1", "a", 1, 7, as_of=3)  # our write, revision 3
+    assert cache.snapshot(["a"]) is None  # the stream is at 0: other changes up to 3 may be missing
+    cache.begin_batch()
+    cache.apply_change("var_a_1", "a", 1, lambda: 7, as_of=3)  # our own write's event
+    cache.end_batch(stream_revision=3)
+    assert cache.snapshot(["a"]) == {"a": 7}
