@@ -25,6 +25,7 @@ from benchmarks.workloads import (
     cache,
     coherence,
     concurrency,
+    dspy_binding,
     floors,
     footprint,
     local_first,
@@ -48,6 +49,7 @@ WORKLOADS: list[tuple[str, Workload, bool]] = [
     ("scaleout", scaleout.run, False),
     ("footprint", footprint.run, False),
     ("local_first", local_first.run, True),
+    ("dspy_binding", dspy_binding.run, True),
 ]
 
 
@@ -123,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.headline_text(results))
     if local := report.local_first_text(results):
         print(f"\n{local}")
+    if binding := report.dspy_binding_text(results):
+        print(f"\n{binding}")
     print(f"\nwrote {args.out / 'latest.json'}, {args.out / 'report.md'} and {', '.join(figures)}")
     return 0
 

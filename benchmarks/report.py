@@ -13,6 +13,8 @@ __all__ = [
     "HEADERS",
     "LOCAL_HEADERS",
     "check_cell",
+    "dspy_binding_rows",
+    "dspy_binding_text",
     "headline_rows",
     "headline_text",
     "local_first_rows",
@@ -344,6 +346,32 @@ def local_first_text(results: dict[str, Any]) -> str:
     return text_table(LOCAL_HEADERS, rows) if rows else ""
 
 
+DSPY_HEADERS = ["figure", "avg", "p50", "p99", "max", "target"]
+
+
+def dspy_binding_rows(results: dict[str, Any]) -> list[list[str]]:
+    """Per-call cost of reading a DSPy module's bound variables and building its settings."""
+    section = results.get("dspy_binding")
+    if not section or "ops" not in section:
+        return []
+    return [
+        [
+            f"DSPy binding, {int(figures['bound'])} settings ({label})",
+            format_fine_us(figures["avg_us"]),
+            format_fine_us(figures["p50_us"]),
+            format_fine_us(figures["p99_us"]),
+            format_fine_us(figures["max_us"]),
+            check_cell(figures, {"avg_us": section["targets"]["avg_us"]}),
+        ]
+        for label, figures in section["ops"].items()
+    ]
+
+
+def dspy_binding_text(results: dict[str, Any]) -> str:
+    rows = dspy_binding_rows(results)
+    return text_table(DSPY_HEADERS, rows) if rows else ""
+
+
 def headline_rows(results: dict[str, Any]) -> list[list[str]]:
     floors = _Floors(results)
     return (
@@ -383,6 +411,16 @@ def markdown_report(results: dict[str, Any], plots: list[str]) -> str:
     ]
     if local_rows := local_first_rows(results):
         lines += _local_first_section(results["local_first"], local_rows)
+    if binding_rows := dspy_binding_rows(results):
+        lines += [
+            "## DSPy bindings",
+            "",
+            "What a variable-aware module adds to each call: one read of its bound variables at one "
+            "revision, and the call's settings built from them (the LM call itself not included).",
+            "",
+            markdown_table(DSPY_HEADERS, binding_rows),
+            "",
+        ]
     lines += [f"![{name}]({name})" for name in plots]
     return "\n".join(lines) + "\n"
 

@@ -28,7 +28,7 @@ from benchmarks._env import Env
 from benchmarks._raw import new_session_id
 from benchmarks._stats import net_mean_ns, net_samples, summarize, time_blocks, time_calls
 
-__all__ = ["OPS", "ORIGINAL_DESIGN", "SWITCH_SIZES", "TARGETS", "run"]
+__all__ = ["OPS", "ORIGINAL_DESIGN", "SWITCH_SIZES", "TARGETS", "calibrate", "measure", "run"]
 
 #: The issue's targets, as reference only: per operation kind, figure -> limit.
 TARGETS: dict[str, dict[str, float]] = {
@@ -63,7 +63,7 @@ def run(env: Env) -> dict[str, Any]:
     from unified_bridge import LocalFirstContext, LocalSessionContext, connect
 
     blocks, singles = env.scale(100, 1000), env.scale(2000, 20000)
-    calibration = _calibrate(blocks, singles)
+    calibration = calibrate(blocks, singles)
     ops: dict[str, dict[str, dict[str, float]]] = {}
     samples: dict[str, list[int]] = {}
     contexts: list[tuple[str, Any]] = [
@@ -74,7 +74,7 @@ def run(env: Env) -> dict[str, Any]:
         with ctx:
             ops[label] = {}
             for key, call in _calls(ctx).items():
-                figures, single = _measure(call, calibration, blocks, singles, OPS[key][1])
+                figures, single = measure(call, calibration, blocks, singles, OPS[key][1])
                 ops[label][key] = figures
                 samples[f"{label}_{key}"] = single
     with connect(env.frontends[0]) as client:
@@ -130,7 +130,7 @@ def _noop(i: int) -> None:
     return None
 
 
-def _calibrate(blocks: int, singles: int) -> dict[str, Any]:
+def calibrate(blocks: int, singles: int) -> dict[str, Any]:
     """The harness's own cost: clock reads, and a no-op called the way the measured calls are."""
     clock = time.perf_counter_ns
     reads = []
@@ -149,7 +149,7 @@ def _calibrate(blocks: int, singles: int) -> dict[str, Any]:
     }
 
 
-def _measure(
+def measure(
     call: Callable[[int], Any], calibration: dict[str, Any], blocks: int, singles: int, per_block: int
 ) -> tuple[dict[str, float], list[int]]:
     avg_ns = net_mean_ns(
