@@ -1,9 +1,9 @@
 """The UnifiedBridge gRPC service: a thin mapping between protobuf and the variable store.
 
-Errors are translated in exactly one place (`_status_for`): the project's own errors carry their
-status; Redis being unreachable is UNAVAILABLE; anything else is a bug here and is INTERNAL. A failed
-call also names its error class in the trailing metadata (`ERROR_METADATA_KEY`), so the SDK raises the
-same class without reading the message (two classes share NOT_FOUND).
+Errors are translated in exactly one place, `bridge_server.errors.status_for` (its docstring has the
+table). A failed call also names its error class in the trailing metadata (`ERROR_METADATA_KEY`), so
+the SDK raises the same class without reading the message (two classes share NOT_FOUND), and a
+compare-and-set conflict sends the variable's current version (`CURRENT_VERSION_METADATA_KEY`).
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, NamedTuple, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
-from redis import exceptions as redis_errors
 
 from bridge_server.convert import (
     event_to_proto,
@@ -24,15 +23,14 @@ from bridge_server.convert import (
     session_to_proto,
     variable_to_proto,
 )
+from bridge_server.errors import Status, status_for
 from bridge_server.fanout import EventHub
 from bridge_server.metrics import Metrics
 from bridge_server.store import ValueReader, VariableStore
 from bridge_server.watch import watch_session
 from unified_bridge.errors import (
+    CURRENT_VERSION_METADATA_KEY,
     ERROR_METADATA_KEY,
-    BridgeError,
-    BridgeUnavailableError,
-    LimitExceededError,
     ValidationError,
     wire_name,
 )
@@ -48,29 +46,14 @@ Request = TypeVar("Request")
 Response = TypeVar("Response")
 
 
-class _Status(NamedTuple):
-    code: grpc.StatusCode
-    message: str
-    error_class: type[BridgeError] | None  # None: not one of ours (INTERNAL)
-
-
-def _status_for(exc: BaseException) -> _Status:
-    if isinstance(exc, BridgeError):
-        return _Status(grpc.StatusCode[exc.status_code], exc.message, type(exc))
-    if isinstance(exc, redis_errors.ResponseError) and str(exc).startswith("OOM"):
-        return _Status(grpc.StatusCode.RESOURCE_EXHAUSTED, "storage is out of memory", LimitExceededError)
-    if isinstance(
-        exc, redis_errors.ConnectionError | redis_errors.TimeoutError | redis_errors.BusyLoadingError
-    ):
-        return _Status(grpc.StatusCode.UNAVAILABLE, f"storage unavailable: {exc}", BridgeUnavailableError)
-    log.exception("internal error", exc_info=exc)
-    return _Status(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}", None)
-
-
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], status: _Status) -> NoReturn:
-    """End the call with ``status``, naming the error class in the trailing metadata."""
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], status: Status) -> NoReturn:
+    """End the call with ``status``, naming the error class (and what the caller can act on, such as
+    a compare-and-set's current version) in the trailing metadata."""
     if status.error_class is not None:
-        context.set_trailing_metadata(((ERROR_METADATA_KEY, wire_name(status.error_class)),))
+        trailing = [(ERROR_METADATA_KEY, wire_name(status.error_class))]
+        if status.current_version is not None:
+            trailing.append((CURRENT_VERSION_METADATA_KEY, str(status.current_version)))
+        context.set_trailing_metadata(tuple(trailing))
     await context.abort(status.code, status.message)
     raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
@@ -87,7 +70,7 @@ def unary(
         try:
             response = await method(self, request, context)
         except Exception as exc:
-            status = _status_for(exc)
+            status = status_for(exc)
             metrics.calls.labels(name, status.code.name).inc()
             await _abort(context, status)
         metrics.latency.labels(name).observe(time.perf_counter() - started)
@@ -166,7 +149,7 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
     ) -> pb.RegisterVariableResponse:
         if not request.HasField("value"):
             raise ValidationError("value is required")
-        record, created = await self._store.register(
+        record, created, revision = await self._store.register(
             request.session_id,
             request.name,
             VariableType.from_proto(request.type),
@@ -175,7 +158,9 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
             dict(request.metadata),
             request.description,
         )
-        return pb.RegisterVariableResponse(variable=variable_to_proto(record), created=created)
+        return pb.RegisterVariableResponse(
+            variable=variable_to_proto(record), created=created, revision=revision
+        )
 
     @unary
     async def GetVariable(
@@ -224,7 +209,7 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
                     pb.UpdateResult(name_or_id=outcome.ref, ok=True, id=outcome.id, version=outcome.version)
                 )
             else:
-                code, message, _ = _status_for(outcome.error)
+                code, message = status_for(outcome.error)[:2]
                 results.append(
                     pb.UpdateResult(
                         name_or_id=outcome.ref,
@@ -262,7 +247,7 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
             async for event in events:
                 yield event_to_proto(event)
         except Exception as exc:
-            status = _status_for(exc)
+            status = status_for(exc)
             code = status.code
             await _abort(context, status)
         finally:

@@ -268,7 +268,8 @@ class VariableStore:
         constraints: Mapping[str, Any] | None,
         metadata: Mapping[str, str] | None,
         description: str,
-    ) -> tuple[VariableRecord, bool]:
+    ) -> tuple[VariableRecord, bool, int]:
+        """(the variable, whether it was created, the session revision after the call)."""
         session_id = self.checked_session_id(session_id)
         name = validate_name(name, self._settings.max_name_length)
         check_not_id_like(name)
@@ -306,13 +307,15 @@ class VariableStore:
         if status == 3:
             raise too_many_variables(session_id, self._settings.max_variables_per_session)
         if status == 2:
-            existing = await self.get(session_id, name)
-            if existing.definition.same_shape_as(definition):
-                return existing, False
+            records, _, revision = await self.get_many(session_id, [name])
+            if records and records[0].definition.same_shape_as(definition):
+                return records[0], False, revision
+            if not records:  # deleted between the script and the read: a race, not a conflict
+                raise VersionConflictError(f"variable {name} changed while it was registered; try again")
             raise already_exists(name)
         self._cache_definition(session_id, definition, blob)
         self._activity.refreshed(session_id)
-        return VariableRecord(definition, value, 0, now), True
+        return VariableRecord(definition, value, 0, now), True, int(reply[1])
 
     async def set_many(
         self,

@@ -22,9 +22,11 @@ from typing import Any, TypeVar, cast
 import grpc
 
 from unified_bridge.errors import (
+    CURRENT_VERSION_METADATA_KEY,
     ERROR_METADATA_KEY,
     BridgeError,
     BridgeUnavailableError,
+    VersionConflictError,
     error_class_for_status,
 )
 
@@ -82,17 +84,14 @@ def _status_of(exc: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.UNKNOWN, str(exc)
 
 
-def _error_name_of(exc: grpc.RpcError) -> str | None:
-    """The error class name the server sent as trailing metadata, if any."""
+def _trailing(exc: grpc.RpcError) -> dict[str, str]:
+    """The text entries of the trailing metadata the server sent with the error."""
     try:
         # (key, value) pairs: _Metadatum named tuples (sync) or a grpc.aio.Metadata (asyncio).
         trailing = cast("Iterable[tuple[str, Any]]", exc.trailing_metadata() or ())
     except AttributeError:  # not a Call (see _status_of)
-        return None
-    for key, value in trailing:
-        if key == ERROR_METADATA_KEY:
-            return value if isinstance(value, str) else None
-    return None
+        return {}
+    return {key: value for key, value in trailing if isinstance(value, str)}
 
 
 def translate_error(exc: grpc.RpcError) -> BridgeError:
@@ -102,11 +101,15 @@ def translate_error(exc: grpc.RpcError) -> BridgeError:
     status stays on the error as ``grpc_status`` (a ``grpc.StatusCode``).
     """
     code, details = _status_of(exc)
-    error_class = error_class_for_status(code.name, details, _error_name_of(exc))
+    trailing = _trailing(exc)
+    error_class = error_class_for_status(code.name, details, trailing.get(ERROR_METADATA_KEY))
     message = details or f"{code.name.lower()}: the call failed without a message"
     if error_class is BridgeUnavailableError and code is grpc.StatusCode.DEADLINE_EXCEEDED:
         message = f"No frontend answered before the deadline ({details})"
     error = error_class(message)
+    current = trailing.get(CURRENT_VERSION_METADATA_KEY, "")
+    if isinstance(error, VersionConflictError) and current.isdigit():
+        error.current_version = int(current)
     error.grpc_status = code
     return error
 

@@ -229,6 +229,7 @@ class SessionCore:
         )
         token = self.cache.begin_read()
         response: pb2.RegisterVariableResponse = yield Rpc("RegisterVariable", request, True)
+        self.note_revision(response.revision)
         return self.absorb(response.variable, token), response.created
 
     def set(

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "CURRENT_VERSION_METADATA_KEY",
     "ERROR_METADATA_KEY",
     "AlreadyExistsError",
     "AuthenticationError",
@@ -37,6 +38,8 @@ __all__ = [
 
 #: Trailing-metadata key under which the server sends the class name of the error it raised.
 ERROR_METADATA_KEY = "ub-error"
+#: Trailing-metadata key of a compare-and-set conflict: the version the variable has now.
+CURRENT_VERSION_METADATA_KEY = "ub-current-version"
 
 
 class BridgeError(Exception):

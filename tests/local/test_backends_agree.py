@@ -332,9 +332,7 @@ class Backends(RuleBasedStateMachine):
     def registered(self, name: str, var: Var) -> None:
         self.model.variables[name] = var
         self.model.revision += 1
-        # RegisterVariableResponse carries no revision: the bridged context learns of this one only
-        # from its watch stream (or its next write's reply).
-        self.bridged_exact = False
+        self.bridged_exact = True  # RegisterVariableResponse carries the revision
 
     def deleted(self, name: str) -> None:
         del self.model.variables[name]
@@ -700,12 +698,6 @@ def test_the_local_backend_behaves_like_the_bridged_one(machine: type[Backends])
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KNOWN BRIDGED GAP: RegisterVariableResponse carries no revision, so a bridged context counts "
-    "its own registration only once its watch stream (or a later write's reply) tells it; without a "
-    "cache it never does. SessionContext.revision's docstring says it covers the context's own writes.",
-)
 def test_the_bridged_revision_counts_a_registration_at_once(frontend: Any, session_id: str) -> None:
     with LocalSessionContext(session_id) as local:
         local.register_variable("a", "integer", 1)

@@ -777,8 +777,11 @@ class RegisterVariableResponse(_message.Message):
 
     VARIABLE_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
     created: _builtins.bool
     """false when the same definition was already registered under that name"""
+    revision: _builtins.int
+    """the session revision after the call (the registration's own when created)"""
     @_builtins.property
     def variable(self) -> Global___Variable: ...
     def __init__(
@@ -786,10 +789,11 @@ class RegisterVariableResponse(_message.Message):
         *,
         variable: Global___Variable | None = ...,
         created: _builtins.bool = ...,
+        revision: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["variable", b"variable"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "variable", b"variable"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "revision", b"revision", "variable", b"variable"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
