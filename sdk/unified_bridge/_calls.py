@@ -114,20 +114,64 @@ def translate_error(exc: grpc.RpcError) -> BridgeError:
     return error
 
 
-def _retry_delay(
-    exc: grpc.RpcError, attempt: int, policy: RetryPolicy, retry: bool, deadline: float
-) -> float | None:
-    """Seconds to wait before the next attempt, or None when the error must be raised now."""
-    if not retry or attempt >= policy.max_attempts:
-        return None
-    code, details = _status_of(exc)
-    if code not in policy.retry_on:
-        return None
-    delay = policy.backoff(attempt)
-    if time.monotonic() + delay >= deadline:
-        return None
-    logger.debug("retrying after %s (%s), attempt %d, in %.3fs", code.name, details, attempt, delay)
-    return delay
+# What grpc raises for a call on a closed channel: ValueError("Cannot invoke RPC on closed channel!")
+# (sync) and grpc.aio's UsageError("Channel is closed.") -- no class of their own, so the message tells.
+_CLOSED_CHANNEL: tuple[type[Exception], ...] = (ValueError, grpc.aio.UsageError)
+
+
+def _is_closed_channel(exc: Exception) -> bool:
+    return "closed" in str(exc).lower()
+
+
+class _Attempts:
+    """The retry decisions of one call, for the sync and the async loop alike.
+
+    A failure that a retry follows (UNAVAILABLE) leaves the first attempt's outcome unknown: it may
+    have been applied with only its reply lost. A later attempt that then fails with a status a
+    repeat of an applied call would cause (``ambiguous``: a compare-and-set finding the version it
+    wrote itself, a delete finding nothing to delete) is not a definite answer: it is raised as
+    BridgeUnavailableError, "outcome unknown", never as the conflict it looks like.
+    """
+
+    __slots__ = ("ambiguous", "attempt", "deadline", "policy", "retry", "unknown")
+
+    def __init__(self, timeout: float, retry: bool, policy: RetryPolicy, ambiguous: frozenset[str]) -> None:
+        self.deadline = time.monotonic() + timeout
+        self.retry = retry
+        self.policy = policy
+        self.ambiguous = ambiguous
+        self.attempt = 0
+        self.unknown = False
+
+    def next_timeout(self) -> float:
+        self.attempt += 1
+        return max(self.deadline - time.monotonic(), 0.001)
+
+    def failed(self, exc: BaseException) -> float:
+        """Seconds to wait before the next attempt; raises the BridgeError to report instead."""
+        if not isinstance(exc, grpc.RpcError):  # see _CLOSED_CHANNEL
+            raise BridgeError(f"the client's channel is closed ({exc}); open a new client") from exc
+        code, details = _status_of(exc)
+        if self.unknown and code.name in self.ambiguous:
+            raise BridgeUnavailableError(
+                f"outcome unknown: an earlier attempt failed without an answer and may have been applied; "
+                f"the retry then found {code.name} ({details})"
+            ) from exc
+        delay = self._retry_delay(code, details)
+        if delay is None:
+            raise translate_error(exc) from exc
+        self.unknown = True
+        return delay
+
+    def _retry_delay(self, code: grpc.StatusCode, details: str) -> float | None:
+        policy = self.policy
+        if not self.retry or self.attempt >= policy.max_attempts or code not in policy.retry_on:
+            return None
+        delay = policy.backoff(self.attempt)
+        if time.monotonic() + delay >= self.deadline:
+            return None
+        logger.debug("retrying after %s (%s), attempt %d, in %.3fs", code.name, details, self.attempt, delay)
+        return delay
 
 
 def call_unary(
@@ -137,18 +181,20 @@ def call_unary(
     timeout: float = DEFAULT_TIMEOUT,
     retry: bool = False,
     policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+    ambiguous: frozenset[str] = frozenset(),
 ) -> T:
-    """Call a unary RPC with a deadline, retrying on ``policy.retry_on`` only when ``retry`` is true."""
-    deadline = time.monotonic() + timeout
-    attempt = 0
+    """Call a unary RPC with a deadline, retrying on ``policy.retry_on`` only when ``retry`` is true
+    (see :class:`_Attempts` for ``ambiguous``)."""
+    attempts = _Attempts(timeout, retry, policy, ambiguous)
     while True:
-        attempt += 1
         try:
-            return method(request, timeout=max(deadline - time.monotonic(), 0.001))
+            return method(request, timeout=attempts.next_timeout())
         except grpc.RpcError as exc:
-            delay = _retry_delay(exc, attempt, policy, retry, deadline)
-            if delay is None:
-                raise translate_error(exc) from exc
+            delay = attempts.failed(exc)
+        except _CLOSED_CHANNEL as exc:
+            if not _is_closed_channel(exc):
+                raise
+            delay = attempts.failed(exc)
         time.sleep(delay)
 
 
@@ -159,18 +205,19 @@ async def call_unary_async(
     timeout: float = DEFAULT_TIMEOUT,
     retry: bool = False,
     policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+    ambiguous: frozenset[str] = frozenset(),
 ) -> Any:
     """The asyncio twin of :func:`call_unary` (``grpc.aio`` multi-callables)."""
-    deadline = time.monotonic() + timeout
-    attempt = 0
+    attempts = _Attempts(timeout, retry, policy, ambiguous)
     while True:
-        attempt += 1
         try:
-            return await method(request, timeout=max(deadline - time.monotonic(), 0.001))
+            return await method(request, timeout=attempts.next_timeout())
         except grpc.RpcError as exc:
-            delay = _retry_delay(exc, attempt, policy, retry, deadline)
-            if delay is None:
-                raise translate_error(exc) from exc
+            delay = attempts.failed(exc)
+        except _CLOSED_CHANNEL as exc:
+            if not _is_closed_channel(exc):
+                raise
+            delay = attempts.failed(exc)
         await asyncio.sleep(delay)
 
 
@@ -181,6 +228,8 @@ class Rpc:
     method: str
     request: Any
     retry: bool = False
+    #: Status names that, after a retry, mean "outcome unknown" rather than what they say.
+    ambiguous: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +247,9 @@ def invoker(stub: Any, timeout: float, policy: RetryPolicy) -> Callable[[Rpc], A
 
     def invoke(step: Rpc) -> Any:
         method = getattr(stub, step.method)
-        return call_unary(method, step.request, timeout=timeout, retry=step.retry, policy=policy)
+        return call_unary(
+            method, step.request, timeout=timeout, retry=step.retry, policy=policy, ambiguous=step.ambiguous
+        )
 
     return invoke
 
@@ -208,44 +259,57 @@ def async_invoker(stub: Any, timeout: float, policy: RetryPolicy) -> Callable[[R
 
     def invoke(step: Rpc) -> Any:
         method = getattr(stub, step.method)
-        return call_unary_async(method, step.request, timeout=timeout, retry=step.retry, policy=policy)
+        return call_unary_async(
+            method, step.request, timeout=timeout, retry=step.retry, policy=policy, ambiguous=step.ambiguous
+        )
 
     return invoke
 
 
 def run_flow(flow: Flow[T], invoke: Callable[[Rpc], Any]) -> T:
-    """Drive ``flow`` to its end with blocking I/O."""
+    """Drive ``flow`` to its end with blocking I/O.
+
+    Every exception of a step is thrown into the flow (a KeyboardInterrupt included), so its cleanup
+    ("outcome unknown: invalidate") runs at once, and the flow is closed however the run ends.
+    """
     reply: Any = None
-    error: BridgeError | None = None
-    while True:
-        try:
-            step = flow.send(reply) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        reply, error = None, None
-        if isinstance(step, Pause):
-            time.sleep(step.seconds)
-            continue
-        try:
-            reply = invoke(step)
-        except BridgeError as exc:
-            error = exc
+    error: BaseException | None = None
+    try:
+        while True:
+            try:
+                step = flow.send(reply) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            reply, error = None, None
+            try:
+                if isinstance(step, Pause):
+                    time.sleep(step.seconds)
+                else:
+                    reply = invoke(step)
+            except BaseException as exc:
+                error = exc
+    finally:
+        flow.close()
 
 
 async def run_flow_async(flow: Flow[T], invoke: Callable[[Rpc], Any]) -> T:
-    """Drive ``flow`` to its end with asyncio; ``invoke`` returns an awaitable."""
+    """Drive ``flow`` to its end with asyncio; ``invoke`` returns an awaitable. A cancellation, like
+    any exception, is thrown into the flow (see :func:`run_flow`)."""
     reply: Any = None
-    error: BridgeError | None = None
-    while True:
-        try:
-            step = flow.send(reply) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        reply, error = None, None
-        if isinstance(step, Pause):
-            await asyncio.sleep(step.seconds)
-            continue
-        try:
-            reply = await invoke(step)
-        except BridgeError as exc:
-            error = exc
+    error: BaseException | None = None
+    try:
+        while True:
+            try:
+                step = flow.send(reply) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            reply, error = None, None
+            try:
+                if isinstance(step, Pause):
+                    await asyncio.sleep(step.seconds)
+                else:
+                    reply = await invoke(step)
+            except BaseException as exc:
+                error = exc
+    finally:
+        flow.close()

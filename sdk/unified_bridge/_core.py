@@ -81,6 +81,13 @@ class _Definitions:
             self._id_by_name.clear()
 
 
+# After a retry, what a repeat of an applied call would answer (see _calls._Attempts): a
+# compare-and-set finding the version it wrote itself, a delete by id finding nothing to delete.
+_CAS_AMBIGUOUS = frozenset({"FAILED_PRECONDITION"})
+_DELETE_AMBIGUOUS = frozenset({"NOT_FOUND"})
+_NONE: frozenset[str] = frozenset()
+
+
 def _conflict_pause(attempt: int) -> Pause:
     # Full jitter: contenders spread out instead of colliding again in lockstep.
     return Pause(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 10))))
@@ -253,7 +260,9 @@ class SessionCore:
                 request.expected_version = expected_version
             token = self.cache.begin_read()
             try:
-                response: pb2.SetVariableResponse = yield Rpc("SetVariable", request, retry)
+                response: pb2.SetVariableResponse = yield Rpc(
+                    "SetVariable", request, retry, _CAS_AMBIGUOUS if expected_version is not None else _NONE
+                )
             except VariableNotFoundError:
                 self.cache.invalidate(definition.id, definition.name)
                 self.definitions.forget(definition.id, definition.name)
@@ -373,7 +382,9 @@ class SessionCore:
         target = known.id if known is not None else ref
         request = pb2.DeleteVariableRequest(session_id=self.session_id, name_or_id=target)
         try:
-            response: pb2.DeleteVariableResponse = yield Rpc("DeleteVariable", request, known is not None)
+            response: pb2.DeleteVariableResponse = yield Rpc(
+                "DeleteVariable", request, known is not None, _DELETE_AMBIGUOUS
+            )
         except VariableNotFoundError:
             if known is not None:
                 self.cache.invalidate(known.id, known.name)

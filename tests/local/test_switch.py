@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 from bridge_server.testing import free_port
-from tests.local._relay import Relay
+from tests.harness.relay import Relay
 from unified_bridge import (
     AlreadyExistsError,
     AuthenticationError,
