@@ -1,6 +1,11 @@
-"""The standard gRPC health service, following whether Redis answers.
+"""The standard gRPC health service: liveness and readiness, told apart by service name.
 
-NOT_SERVING while Redis is unreachable, SERVING again as soon as it answers: no restart needed.
+* Liveness, service ``""`` (what a probe asks by default) or ``"liveness"``: SERVING while the process
+  runs and answers; NOT_SERVING only once it shuts down. A Redis outage does not touch it, so an
+  orchestrator does not restart every frontend because Redis is away (restarting cannot fix that).
+* Readiness, service ``"unified_bridge.v1.UnifiedBridge"`` or ``"readiness"``: SERVING while Redis
+  answers; NOT_SERVING while it does not, so traffic goes to frontends that can serve it. SERVING
+  again as soon as Redis answers: no restart needed.
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ from grpc_health.v1._async import HealthServicer
 
 from bridge_server.metrics import Metrics
 
-__all__ = ["SERVICE_NAME", "HealthMonitor"]
+__all__ = ["LIVENESS_SERVICES", "READINESS_SERVICES", "SERVICE_NAME", "HealthMonitor"]
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "unified_bridge.v1.UnifiedBridge"
+LIVENESS_SERVICES = ("", "liveness")
+READINESS_SERVICES = (SERVICE_NAME, "readiness")
 
 
 class HealthMonitor:
@@ -33,6 +40,8 @@ class HealthMonitor:
         self._serving: bool | None = None
 
     async def start(self) -> None:
+        for service in LIVENESS_SERVICES:
+            await self.servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
         await self._check_once()
         self._task = asyncio.create_task(self._run(), name="bridge-health")
 
@@ -66,5 +75,5 @@ class HealthMonitor:
                 if serving
                 else health_pb2.HealthCheckResponse.NOT_SERVING
             )
-            for service in ("", SERVICE_NAME):
+            for service in READINESS_SERVICES:
                 await self.servicer.set(service, status)

@@ -68,6 +68,10 @@ def test_health_follows_redis_down_and_back_without_restart(
     wait_until(
         lambda: _health(frontend.target) == health_pb2.HealthCheckResponse.NOT_SERVING, "health NOT_SERVING"
     )
+    # Not ready, but alive: a liveness probe must not restart a frontend because Redis is away.
+    assert _health(frontend.target, "readiness") == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert _health(frontend.target, "") == health_pb2.HealthCheckResponse.SERVING
+    assert _health(frontend.target, "liveness") == health_pb2.HealthCheckResponse.SERVING
     with grpc.insecure_channel(frontend.target) as channel, pytest.raises(grpc.RpcError) as info:
         pb_grpc.UnifiedBridgeStub(channel).CreateSession(
             pb.CreateSessionRequest(session_id=session_id), timeout=10
