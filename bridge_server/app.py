@@ -15,13 +15,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bridge_server.auth import TokenAuthInterceptor, parse_tokens
 from bridge_server.config import Settings
 from bridge_server.fanout import EventHub
+from bridge_server.handlers import add_servicer
 from bridge_server.health import SERVICE_NAME, HealthMonitor
 from bridge_server.metrics import Metrics
 from bridge_server.servicer import BridgeServicer
 from bridge_server.storage import connect_storage, describe_storage
 from bridge_server.store import VariableStore
 from unified_bridge.proto import unified_bridge_pb2 as pb
-from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
 
 __all__ = ["SERVICE_NAME", "BridgeServer", "serve"]
 
@@ -51,9 +51,7 @@ class BridgeServer:
         tokens = parse_tokens(settings.auth_tokens)
         interceptors = [TokenAuthInterceptor(tokens)] if tokens else []
         self._server = grpc.aio.server(options=options, interceptors=interceptors)
-        pb_grpc.add_UnifiedBridgeServicer_to_server(
-            BridgeServicer(self.store, self.hub, self.metrics), self._server
-        )
+        add_servicer(BridgeServicer(self.store, self.hub, self.metrics), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self._server)
         reflection.enable_server_reflection(
             (pb.DESCRIPTOR.services_by_name["UnifiedBridge"].full_name, reflection.SERVICE_NAME),

@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bridge_server.auth import parse_tokens
 from unified_bridge._rules import SessionLimits
 
 __all__ = ["Settings"]
@@ -71,6 +72,11 @@ class Settings:
             )
         if self.import_chunk_size < 1:
             raise ValueError(f"import_chunk_size must be at least 1, got {self.import_chunk_size}")
+        if self.auth_tokens and not parse_tokens(self.auth_tokens):
+            # Fail closed: a setting meant to turn auth on must never leave the frontend open.
+            raise ValueError(
+                "auth_tokens (--auth-tokens, BRIDGE_AUTH_TOKENS) is set but holds no usable token"
+            )
         if self.key_prefix == "" or any(c in self.key_prefix for c in "{}: \t\n*?[]"):
             raise ValueError(f"key prefix {self.key_prefix!r} must be non-empty, without {{}}:*?[] or spaces")
 

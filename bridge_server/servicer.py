@@ -25,6 +25,7 @@ from bridge_server.convert import (
 )
 from bridge_server.errors import Status, status_for
 from bridge_server.fanout import EventHub
+from bridge_server.handlers import Malformed
 from bridge_server.metrics import Metrics
 from bridge_server.store import ValueReader, VariableStore
 from bridge_server.watch import watch_session
@@ -68,6 +69,8 @@ def unary(
         metrics: Metrics = self.metrics
         started = time.perf_counter()
         try:
+            if isinstance(request, Malformed):
+                raise ValidationError(request.describe())
             response = await method(self, request, context)
         except Exception as exc:
             status = status_for(exc)
@@ -241,6 +244,8 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
         self.metrics.watch_streams.inc()
         code = grpc.StatusCode.OK
         try:
+            if isinstance(request, Malformed):
+                raise ValidationError(request.describe())
             events = watch_session(
                 self._store, self._hub, request.session_id, request.from_revision, request.from_now
             )

@@ -75,6 +75,8 @@ __all__ = [
 # whitespace or glob characters. Match with fullmatch(): '$' would also accept a trailing newline.
 NAME_PATTERN: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 SESSION_ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
 # Protobuf carries lengths, dimensions and shapes as uint32.
 _UINT32_MAX: Final = 2**32 - 1
 
@@ -184,8 +186,9 @@ def new_variable_id(name: str) -> str:
 def _check_bound(key: str, value: object) -> int | float:
     if not is_number(value):
         raise invalid("bad_constraint", key=key, problem="must be a number", value=shown(value))
-    if isinstance(value, int):
+    if isinstance(value, int) and _INT64_MIN <= value <= _INT64_MAX:
         return int(value)
+    # Beyond 64 bits a bound is a double (as on the wire); as_float is None when even that overflows.
     number = as_float(value)
     if number is None or math.isnan(number):
         raise invalid("bad_constraint", key=key, problem="must be a number", value=shown(value))
@@ -285,7 +288,7 @@ def validate_constraints(var_type: VariableType, constraints: Mapping[str, Any] 
         # ("below minimum 0", not "0.0"), and compare exactly with large values.
         for key in ("min", "max"):
             bound = result.get(key)
-            if isinstance(bound, float) and bound.is_integer():
+            if isinstance(bound, float) and bound.is_integer() and _INT64_MIN <= bound <= _INT64_MAX:
                 result[key] = int(bound)
     _check_consistency(var_type, result)
     return result

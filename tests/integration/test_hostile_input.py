@@ -1,0 +1,74 @@
+"""Hostile input gets a clear INVALID_ARGUMENT (or UNAUTHENTICATED first), never UNKNOWN or INTERNAL."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from bridge_server.config import Settings
+from tests.integration.helpers import create_session
+from unified_bridge.proto import unified_bridge_pb2 as pb
+from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
+
+METHODS = [method.name for method in pb.DESCRIPTOR.services_by_name["UnifiedBridge"].methods]
+GARBAGE = [b"\xff", b"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", b"\x08" * 7, bytes(range(256))]
+
+
+def _raw(
+    channel: grpc.Channel, method: str, data: bytes, metadata: tuple[tuple[str, str], ...] = ()
+) -> grpc.RpcError:
+    path = f"/unified_bridge.v1.UnifiedBridge/{method}"
+    identity = {"request_serializer": None, "response_deserializer": None}
+    try:
+        if method == "WatchSession":
+            for _ in channel.unary_stream(path, **identity)(data, timeout=5, metadata=metadata):
+                pass
+        else:
+            channel.unary_unary(path, **identity)(data, timeout=5, metadata=metadata)
+    except grpc.RpcError as error:
+        return error
+    raise AssertionError(f"{method} accepted {data!r}")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_malformed_bytes_are_invalid_argument(frontend, method: str) -> None:
+    with grpc.insecure_channel(frontend.target) as channel:
+        for data in GARBAGE:
+            error = _raw(channel, method, data)
+            assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (data, error.details())
+            assert "is not a valid" in (error.details() or "")
+
+
+def test_malformed_bytes_from_a_stranger_are_unauthenticated_first(frontend_factory) -> None:
+    guarded = frontend_factory(auth_tokens="secret")
+    with grpc.insecure_channel(guarded.target) as channel:
+        assert _raw(channel, "GetSession", b"\xff").code() == grpc.StatusCode.UNAUTHENTICATED
+        authorized = _raw(channel, "GetSession", b"\xff", (("authorization", "Bearer secret"),))
+        assert authorized.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize("bound", [-1e300, 1e300, 10**30, -(10**30)])
+def test_huge_bounds_are_accepted_as_doubles(stub, session_id: str, bound: float) -> None:
+    create_session(stub, session_id)
+    request = pb.RegisterVariableRequest(
+        session_id=session_id,
+        name="n",
+        type=pb.VARIABLE_TYPE_INTEGER,
+        value=pb.Value(integer_value=5),
+        constraints=pb.Constraints(min=float(bound)) if bound < 0 else pb.Constraints(max=float(bound)),
+    )
+    created = stub.RegisterVariable(request)
+    assert created.variable.value.integer_value == 5
+
+
+@pytest.mark.parametrize("tokens", [" , ", ",", "  ,,  , "])
+def test_an_auth_setting_without_a_usable_token_is_a_startup_error(tokens: str) -> None:
+    with pytest.raises(ValueError, match="holds no usable token"):
+        Settings(auth_tokens=tokens)
+    with pytest.raises(ValueError, match="holds no usable token"):
+        Settings.from_env({"BRIDGE_AUTH_TOKENS": tokens})
+
+
+def test_no_auth_setting_is_open(stub) -> None:
+    assert Settings(auth_tokens="").auth_tokens == ""
+    assert isinstance(stub, pb_grpc.UnifiedBridgeStub)
