@@ -56,6 +56,8 @@ class Settings:
     watch_idle_check_seconds: float = 5.0
     health_check_interval_seconds: float = 1.0
     redis_timeout_seconds: float = 5.0
+    # Connections to Redis per frontend (per node on a cluster); past it, commands wait for one.
+    redis_max_connections: int = 100
     shutdown_grace_seconds: float = 5.0
     max_message_bytes: int = 8 * 1024 * 1024
     definition_cache_size: int = 100_000

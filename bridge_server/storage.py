@@ -35,17 +35,23 @@ def connect_storage(settings: Settings) -> Any:
     if settings.redis_cluster:
         return RedisCluster.from_url(
             settings.redis_url,
+            max_connections=settings.redis_max_connections,
             socket_timeout=settings.redis_timeout_seconds,
             socket_connect_timeout=settings.redis_timeout_seconds,
             retry=Retry(NoBackoff(), 0),
         )
-    return aioredis.Redis.from_url(
+    # A blocking pool: past max_connections commands wait (up to the Redis timeout) for a connection
+    # instead of failing with "Too many connections".
+    pool = aioredis.BlockingConnectionPool.from_url(
         settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_timeout_seconds,
         socket_timeout=settings.redis_timeout_seconds,
         socket_connect_timeout=settings.redis_timeout_seconds,
         retry=Retry(NoBackoff(), 0),
         health_check_interval=30,
     )
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool: closing it closes the connections
 
 
 def describe_storage(settings: Settings) -> str:

@@ -72,3 +72,21 @@ def test_an_auth_setting_without_a_usable_token_is_a_startup_error(tokens: str) 
 def test_no_auth_setting_is_open(stub) -> None:
     assert Settings(auth_tokens="").auth_tokens == ""
     assert isinstance(stub, pb_grpc.UnifiedBridgeStub)
+
+
+def test_more_concurrent_calls_than_connections_wait_instead_of_failing(frontend_factory, session_id) -> None:
+    """With a pool of 2 connections, 40 concurrent calls queue for a connection: none fails."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    small_pool = frontend_factory(redis_max_connections=2)
+    with grpc.insecure_channel(small_pool.target) as channel:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id)
+        with ThreadPoolExecutor(40) as pool:
+            sessions = list(
+                pool.map(
+                    lambda _: stub.GetSession(pb.GetSessionRequest(session_id=session_id), timeout=30),
+                    range(200),
+                )
+            )
+    assert {s.session_id for s in sessions} == {session_id}
