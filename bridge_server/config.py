@@ -10,6 +10,7 @@ from typing import Any
 
 from bridge_server.auth import parse_tokens
 from unified_bridge._rules import SessionLimits
+from unified_bridge._transport import DEFAULT_MAX_MESSAGE_BYTES
 
 __all__ = ["Settings"]
 
@@ -59,7 +60,7 @@ class Settings:
     # Connections to Redis per frontend (per node on a cluster); past it, commands wait for one.
     redis_max_connections: int = 100
     shutdown_grace_seconds: float = 5.0
-    max_message_bytes: int = 8 * 1024 * 1024
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES  # the SDK accepts as much by default
     definition_cache_size: int = 100_000
 
     def __post_init__(self) -> None:

@@ -72,6 +72,10 @@ def round_robin_target(targets: Sequence[str]) -> str:
     return "ipv4:" + ",".join(v4)
 
 
+#: The largest message a client sends or accepts by default: the frontend's --max-message-bytes default.
+DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
 class _Transport:
     """What both transports share: targets, the round-robin stub, and one watch stub per frontend.
 
@@ -87,7 +91,14 @@ class _Transport:
         stub: Any,
         channel: Any,
     ) -> None:
-        self._options = list(options)
+        # The frontend's own message limit (--max-message-bytes, 8 MiB) is the default here too: with
+        # grpc's 4 MiB a response or watch event the frontend may send would fail on this side. The
+        # caller's options come first: grpc takes the first value of a repeated option.
+        self._options = [
+            *options,
+            ("grpc.max_receive_message_length", DEFAULT_MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", DEFAULT_MAX_MESSAGE_BYTES),
+        ]
         self._credentials = credentials
         self._owned: list[Any] = []
         self._watch: dict[int, Any] = {}

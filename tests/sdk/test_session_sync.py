@@ -336,3 +336,22 @@ class TestClient:
 
         with pytest.raises(ValidationError):
             connect("no-port-here")
+
+
+class TestMessageSizes:
+    def test_the_client_accepts_what_a_frontend_may_send(self, frontend_factory, session_id: str) -> None:
+        """grpc's own default (4 MiB) is below the frontend's (8 MiB): the SDK raises it to match."""
+        from unified_bridge import LimitExceededError, connect
+
+        roomy = frontend_factory(max_value_bytes=6 * 1024 * 1024)
+        big = "x" * (5 * 1024 * 1024)
+        with connect(roomy.target) as client, client.session(session_id, cache=False) as ctx:
+            ctx.register_variable("big", VariableType.STRING, big)
+            assert ctx["big"] == big
+        small = [("grpc.max_receive_message_length", 1024 * 1024)]
+        with (
+            connect(roomy.target, options=small) as client,
+            client.session(session_id, cache=False) as ctx,
+            pytest.raises(LimitExceededError),  # the caller's own option wins
+        ):
+            ctx.get_variable("big")
