@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any, TypeVar, cast
 
 import grpc
 
+from unified_bridge._backoff import backoff_delay
 from unified_bridge.errors import (
     CURRENT_VERSION_METADATA_KEY,
     ERROR_METADATA_KEY,
@@ -70,8 +70,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        cap = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
-        return random.uniform(cap / 2, cap)
+        return backoff_delay(attempt, self.initial_backoff, self.max_backoff, self.multiplier)
 
 
 DEFAULT_RETRY_POLICY = RetryPolicy()

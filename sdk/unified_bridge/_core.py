@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import random
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from unified_bridge._backoff import backoff_delay
 from unified_bridge._cache import UNKNOWN_REVISION, NearCache
 from unified_bridge._calls import Flow, Pause, Rpc
 from unified_bridge._models import Definition, VariableInfo, decode_change_value, decode_variable
@@ -90,7 +90,7 @@ _NONE: frozenset[str] = frozenset()
 
 def _conflict_pause(attempt: int) -> Pause:
     # Full jitter: contenders spread out instead of colliding again in lockstep.
-    return Pause(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 10))))
+    return Pause(backoff_delay(attempt + 1, 0.001, 0.05, full_jitter=True))
 
 
 # --- flows that need no session state (the clients run them too) ---------------------------------

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import grpc
 
+from unified_bridge._backoff import backoff_delay
 from unified_bridge._calls import translate_error
 from unified_bridge._core import SessionCore
 from unified_bridge._models import ChangeEvent, decode_event
@@ -44,8 +45,7 @@ class StreamBackoff:
     multiplier: float = 2.0
 
     def delay(self, failures: int) -> float:
-        cap = min(self.maximum, self.initial * self.multiplier ** max(failures - 1, 0))
-        return random.uniform(cap / 2, cap)
+        return backoff_delay(failures, self.initial, self.maximum, self.multiplier)
 
 
 class WatchTargets(Protocol):

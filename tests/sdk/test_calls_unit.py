@@ -182,3 +182,12 @@ def test_delete_session_flow_is_retried_and_returns_deleted() -> None:
         return pb2.DeleteSessionResponse(deleted=True)
 
     assert run_flow(delete_session("s1"), invoke) is True
+
+
+def test_one_backoff_formula() -> None:
+    from unified_bridge._backoff import backoff_delay
+
+    for attempt, cap in ((1, 0.02), (2, 0.04), (3, 0.08), (10, 1.0), (10_000, 1.0)):
+        delays = [backoff_delay(attempt, 0.02, 1.0) for _ in range(200)]
+        assert all(cap / 2 <= d <= cap for d in delays)
+    assert all(0 <= backoff_delay(3, 0.001, 0.05, full_jitter=True) <= 0.004 for _ in range(200))
