@@ -31,6 +31,7 @@ from unified_bridge.types import (
 __all__ = [
     "ID_SUFFIX_LENGTH",
     "LOOKS_LIKE_AN_ID",
+    "MAX_GLOB_LENGTH",
     "MIGRATION_METADATA_KEYS",
     "SessionLimits",
     "already_exists",
@@ -160,9 +161,17 @@ def as_stored(constraints: Mapping[str, Any]) -> dict[str, Any]:
     return constraints_from_proto(constraints_to_proto(constraints))
 
 
+#: The longest glob ``list_variables`` takes. fnmatch's translation costs quadratic time in the
+#: glob's length ("[a-" * 30000 held an event loop for 30 s); names are at most a few hundred
+#: characters, so a longer glob cannot mean more.
+MAX_GLOB_LENGTH: Final = 512
+
+
 def name_matcher(pattern: str | None) -> Callable[[str], bool]:
     """A predicate for ``list_variables(pattern)``: a glob on names (``fnmatch`` syntax, case-sensitive)."""
     if not pattern:
         return lambda _name: True
+    if len(pattern) > MAX_GLOB_LENGTH:
+        raise ValidationError(f"name pattern is {len(pattern)} characters, at most {MAX_GLOB_LENGTH}")
     compiled = re.compile(fnmatch.translate(pattern))
     return lambda name: compiled.match(name) is not None
