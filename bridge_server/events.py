@@ -20,15 +20,26 @@ import enum
 
 from unified_bridge.proto import unified_bridge_pb2 as pb
 
-__all__ = ["ChangeEvent", "EventKind", "VariableChange", "decode_event"]
+__all__ = [
+    "EVENT_MAGIC",
+    "VALUE_DELETED",
+    "VALUE_OMITTED",
+    "ChangeEvent",
+    "EventKind",
+    "VariableChange",
+    "decode_event",
+]
 
-_MAGIC = b"UB1"
-# The lowest value length: -1 (a deletion) and -2 (value omitted) mean that no value bytes follow.
-_VALUE_OMITTED = -2
+# The scripts' prelude (bridge_server/scripts.py) is built from these, so the layout is written here
+# once for Python and once for Lua.
+EVENT_MAGIC = b"UB1"
+# Value lengths that mean no value bytes follow: a deletion, and a value the event omits (read it).
+VALUE_DELETED = -1
+VALUE_OMITTED = -2
 
 
 class EventKind(enum.IntEnum):
-    """The proto's EventKind; the Lua scripts write these numbers (1, 2, 3, 4, 7) into events."""
+    """The proto's EventKind; the scripts' prelude defines EVENT_<NAME> from these numbers."""
 
     REGISTERED = pb.EVENT_KIND_REGISTERED
     UPDATED = pb.EVENT_KIND_UPDATED
@@ -60,7 +71,7 @@ def decode_event(data: bytes) -> ChangeEvent:
     """Parse one event; raises ValueError on bytes that are not an event."""
     end = data.index(b"\n")
     magic, revision, kind, time_ms, count = data[:end].split(b" ")
-    if magic != _MAGIC:
+    if magic != EVENT_MAGIC:
         raise ValueError(f"not a change event: {data[:16]!r}")
     position = end + 1
     changes = []
@@ -70,7 +81,7 @@ def decode_event(data: bytes) -> ChangeEvent:
         position = end + 1
         size = int(length)
         value = None
-        if size < _VALUE_OMITTED:
+        if size < VALUE_OMITTED:
             raise ValueError(f"bad value length {size} in a change event")
         if size >= 0:
             value = bytes(data[position : position + size])

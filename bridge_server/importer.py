@@ -31,18 +31,19 @@ from typing import Any, Final
 import msgpack
 
 from bridge_server.config import Settings
+from bridge_server.contracts import (
+    Context,
+    ImportKeys,
+    ImportSessionArgs,
+    ImportSessionStatus,
+    ImportStageArgs,
+)
 from bridge_server.keys import import_staging_keys, session_keys
 from bridge_server.limits import checked_description, checked_encoding, checked_metadata, checked_ttl
 from bridge_server.model import Definition, SessionInfo, ValueReader, is_id_of
 from bridge_server.scripts import Scripts
 from unified_bridge._rules import check_not_id_like
-from unified_bridge.errors import (
-    AlreadyExistsError,
-    BridgeError,
-    LimitExceededError,
-    ValidationError,
-    VersionConflictError,
-)
+from unified_bridge.errors import BridgeError, LimitExceededError, ValidationError
 from unified_bridge.types import (
     VariableType,
     normalize_value,
@@ -60,8 +61,6 @@ log = logging.getLogger(__name__)
 STAGING_TTL_SECONDS: Final = 120
 # Versions and revisions go through Lua numbers (doubles): keep them exact.
 _MAX_COUNTER: Final = 2**53 - 1
-# Statuses of import_session.lua.
-_IMPORTED, _ALREADY_DONE, _EXISTS, _STAGING_INCOMPLETE = 0, 1, 2, 3
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -214,59 +213,54 @@ class SessionImporter:
         now = int(time.time() * 1000)
         prepared = await prepare_variables(settings, variables, now)
 
-        keys = session_keys(settings.key_prefix, session_id)
         staging = import_staging_keys(settings.key_prefix, session_id, digest)
-        all_keys = [*keys.with_channel, *staging.all]
-        common = [
-            now,
-            ttl,
-            msgpack.packb(session_metadata),
-            revision + 1,
-            digest,
-            settings.change_log_length,
-            len(prepared),
-        ]
+        keys = ImportKeys.of(session_keys(settings.key_prefix, session_id), staging)
+        common = ImportSessionArgs(
+            now_ms=now,
+            ttl_seconds=ttl,
+            metadata_blob=msgpack.packb(session_metadata),
+            revision=revision + 1,
+            digest=digest,
+            log_max_len=settings.change_log_length,
+            variable_count=len(prepared),
+            mode="check",
+            event_part_fields="",
+            include_values=0,
+        )
         size = settings.import_chunk_size
         if len(prepared) <= size:
             value_bytes = sum(len(item.encoded) for item in prepared)
             include_values = int(value_bytes <= settings.max_message_bytes // 2)
-            args = [*common, "inline", "", include_values]
+            rest: list[Any] = []
             for item in prepared:
-                args += item.script_args()
-            reply = await self._scripts.import_session(keys=all_keys, args=args)
+                rest += item.script_args()
+            reply = await self._scripts.import_session(
+                keys, common._replace(mode="inline", include_values=include_values), rest
+            )
         else:
-            reply = await self._scripts.import_session(keys=all_keys, args=[*common, "check", "", 0])
-            if int(reply[0]) == _IMPORTED:
+            reply = await self._scripts.import_session(keys, common)
+            if reply.status is ImportSessionStatus.IMPORTED:
                 chunks = [prepared[start : start + size] for start in range(0, len(prepared), size)]
                 fields = [f"{size}:{index}" for index in range(len(chunks))]
                 try:
                     # Staged data may expire before the commit (a very slow import): stage again, once.
                     for _attempt in range(2):
                         for field, chunk in zip(fields, chunks, strict=True):
-                            args = [STAGING_TTL_SECONDS, field]
+                            items: list[Any] = []
                             for item in chunk:
-                                args += item.script_args()
-                            await self._scripts.import_stage(keys=staging.all, args=args)
+                                items += item.script_args()
+                            staged = await self._scripts.import_stage(
+                                keys, ImportStageArgs(STAGING_TTL_SECONDS, field), items
+                            )
+                            staged.result(Context(session_id))
                         reply = await self._scripts.import_session(
-                            keys=all_keys, args=[*common, "staged", " ".join(fields), 0]
+                            keys, common._replace(mode="staged", event_part_fields=" ".join(fields))
                         )
-                        if int(reply[0]) != _STAGING_INCOMPLETE:
+                        if reply.status is not ImportSessionStatus.STAGING_INCOMPLETE:
                             break
                 except BaseException:
                     with contextlib.suppress(Exception):
                         await self._redis.delete(*staging.all)
                     raise
-        status = int(reply[0])
-        if status == _EXISTS:
-            raise AlreadyExistsError(
-                f"session {session_id!r} already exists on the bridge; an import creates a new session"
-            )
-        if status == _STAGING_INCOMPLETE:
-            raise VersionConflictError(
-                f"import of session {session_id!r} did not complete: its staged data expired or was "
-                "removed meanwhile; nothing was imported, retry the import"
-            )
-        if status not in (_IMPORTED, _ALREADY_DONE):
-            raise RuntimeError(f"import_session.lua answered an unknown status {status}")
-        info = SessionInfo.from_reply(session_id, reply[1:])
-        return info, status == _IMPORTED, [item.definition for item in prepared]
+        info = SessionInfo.from_reply(session_id, reply.result(Context(session_id)))
+        return info, reply.status is ImportSessionStatus.IMPORTED, [item.definition for item in prepared]

@@ -1,5 +1,14 @@
 """The Lua scripts of `lua/` (shipped as `bridge_server.lua`), registered once per Redis client.
 
+Each script is called through its contract (`bridge_server.contracts`): KEYS picked from a
+`SessionKeys` (or `ImportKeys`) in the declared order, ARGV from the contract's NamedTuple, and the
+reply's first element turned into the declared status enum (an undeclared one raises).
+
+Every script is loaded with `PRELUDE` in front of it: the event layout of `bridge_server.events`,
+the event kinds (defined from `EventKind`, so no script spells a kind as a number), and what every
+mutation does at its end: bump the revision, build the event, append it to the capped log, SPUBLISH
+it, refresh the TTL of the session's keys. The prelude only defines locals: no Redis call of its own.
+
 redis-py's `Script` runs EVALSHA and falls back to loading the script on NOSCRIPT, so a Redis that
 restarted or was flushed needs nothing from us.
 """
@@ -7,50 +16,138 @@ restarted or was flushed needs nothing from us.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from importlib import resources
-from typing import Any
+from operator import attrgetter
+from typing import Any, Generic
 
 from redis.commands.core import AsyncScript
 
-__all__ = ["Scripts", "load_scripts", "preload_scripts"]
+from bridge_server import contracts as c
+from bridge_server.events import EVENT_MAGIC, VALUE_DELETED, VALUE_OMITTED, EventKind
+from unified_bridge.errors import BridgeError
 
-_NAMES = (
-    "create_session",
-    "touch_session",
-    "delete_session",
-    "register_variable",
-    "get_variables",
-    "list_variables",
-    "set_variables",
-    "delete_variable",
-    "watch_position",
-    "import_stage",
-    "import_session",
-)
+__all__ = ["PRELUDE", "Reply", "Script", "Scripts", "load_scripts", "preload_scripts", "script_source"]
+
+_FUNCTIONS = """
+-- One change of an event: `value` is the value's bytes, or VALUE_DELETED / VALUE_OMITTED.
+local function ub_change(version, id, name, var_type, value)
+  if type(value) == 'string' then
+    return table.concat({version, ' ', id, ' ', name, ' ', var_type, ' ', #value, '\\n', value})
+  end
+  return table.concat({version, ' ', id, ' ', name, ' ', var_type, ' ', value, '\\n'})
+end
+-- A whole event: header, then `body` (the concatenated changes, `count` of them).
+local function ub_event(kind, rev, now, count, body)
+  return table.concat({EVENT_MAGIC, ' ', rev, ' ', kind, ' ', now, ' ', count, '\\n', body})
+end
+-- Append to the capped change log (stream id = revision) and publish live.
+local function ub_emit(event, rev, max_len)
+  redis.call('XADD', KEYS[4], 'MAXLEN', max_len, rev .. '-0', 'e', event)
+  redis.call('SPUBLISH', KEYS[5], event)
+end
+-- Refresh the TTL of the session's stored keys (KEYS[1..4]); without `ttl`, the session's own.
+local function ub_refresh(ttl)
+  ttl = ttl or tonumber(redis.call('HGET', KEYS[1], 'ttl'))
+  for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
+  return ttl
+end
+-- Mark the session active now and refresh its TTL.
+local function ub_touch(now, ttl)
+  redis.call('HSET', KEYS[1], 'last_active', now)
+  return ub_refresh(ttl)
+end
+-- The end of a mutation: next revision, last_active, the event to the log and the channel, TTLs.
+local function ub_commit(kind, now, count, body, max_len)
+  local rev = redis.call('HINCRBY', KEYS[1], 'revision', 1)
+  ub_emit(ub_event(kind, rev, now, count, body), rev, max_len)
+  ub_touch(now)
+  return rev
+end
+-- The session's info: {created_at, last_active, ttl, metadata, revision, variable_count}.
+local function ub_session_info()
+  local s = redis.call('HMGET', KEYS[1], 'created_at', 'last_active', 'ttl', 'metadata', 'revision')
+  return {s[1], s[2], s[3], s[4], s[5], redis.call('HLEN', KEYS[3])}
+end
+"""
+
+
+def _prelude() -> str:
+    lines = ["-- Prelude (bridge_server/scripts.py): constants from Python, the end of every mutation."]
+    lines += [f"local EVENT_{kind.name} = {int(kind)}" for kind in EventKind]
+    lines.append(f"local EVENT_MAGIC = '{EVENT_MAGIC.decode()}'")
+    lines.append(f"local VALUE_DELETED, VALUE_OMITTED = {VALUE_DELETED}, {VALUE_OMITTED}")
+    return "\n".join(lines) + _FUNCTIONS
+
+
+PRELUDE = _prelude()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reply(Generic[c.S]):
+    """A script's reply: its declared status and what followed it."""
+
+    script: str
+    status: c.S
+    values: list[Any]
+
+    def error(self, context: c.Context) -> BridgeError | None:
+        return c.error_for(self.status, context)
+
+    def result(self, context: c.Context) -> list[Any]:
+        """The values after the status, or the error the status means, raised."""
+        error = c.error_for(self.status, context)
+        if error is not None:
+            raise error
+        return self.values
+
+
+class Script(Generic[c.A, c.S]):
+    """One registered script, called through its contract."""
+
+    __slots__ = ("_keys", "_script", "contract", "script")
+
+    def __init__(self, contract: c.Contract[c.A, c.S], registered: AsyncScript) -> None:
+        self.contract = contract
+        self.script = registered.script
+        self._script = registered
+        self._keys = attrgetter(*contract.keys)
+
+    async def __call__(self, keys: Any, args: c.A, rest: Sequence[Any] = ()) -> Reply[c.S]:
+        """Run with KEYS taken from `keys` (a SessionKeys or ImportKeys) and ARGV = args + rest."""
+        reply = await self._script(keys=self._keys(keys), args=[*args, *rest] if rest else args)
+        contract = self.contract
+        return Reply(contract.name, c.status_of(contract.statuses, contract.name, reply[0]), reply[1:])
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Scripts:
-    create_session: AsyncScript
-    touch_session: AsyncScript
-    delete_session: AsyncScript
-    register_variable: AsyncScript
-    get_variables: AsyncScript
-    list_variables: AsyncScript
-    set_variables: AsyncScript
-    delete_variable: AsyncScript
-    watch_position: AsyncScript
-    import_stage: AsyncScript
-    import_session: AsyncScript
+    create_session: Script[c.CreateSessionArgs, c.CreateSessionStatus]
+    touch_session: Script[c.NowArgs, c.TouchSessionStatus]
+    delete_session: Script[c.NowArgs, c.DeleteSessionStatus]
+    register_variable: Script[c.RegisterVariableArgs, c.RegisterVariableStatus]
+    get_variables: Script[c.ReadArgs, c.GetVariablesStatus]
+    list_variables: Script[c.ReadArgs, c.ListVariablesStatus]
+    set_variables: Script[c.SetVariablesArgs, c.SetVariablesStatus]
+    delete_variable: Script[c.DeleteVariableArgs, c.DeleteVariableStatus]
+    watch_position: Script[c.NowArgs, c.WatchPositionStatus]
+    import_stage: Script[c.ImportStageArgs, c.ImportStageStatus]
+    import_session: Script[c.ImportSessionArgs, c.ImportSessionStatus]
 
 
 def script_source(name: str) -> str:
-    return (resources.files("bridge_server.lua") / f"{name}.lua").read_text(encoding="utf-8")
+    """The script as Redis runs it: the prelude, then the file."""
+    return PRELUDE + (resources.files("bridge_server.lua") / f"{name}.lua").read_text(encoding="utf-8")
 
 
 def load_scripts(redis: Any) -> Scripts:
     """Register every script with a `redis.asyncio` client (no round trip until first use)."""
-    return Scripts(**{name: redis.register_script(script_source(name)) for name in _NAMES})
+    return Scripts(
+        **{
+            contract.name: Script(contract, redis.register_script(script_source(contract.name)))
+            for contract in c.CONTRACTS
+        }
+    )
 
 
 async def preload_scripts(redis: Any, scripts: Scripts) -> None:
@@ -60,5 +157,5 @@ async def preload_scripts(redis: Any, scripts: Scripts) -> None:
     here, at start-up, instead of on a user's first call.
     """
     for field in dataclasses.fields(scripts):
-        script: AsyncScript = getattr(scripts, field.name)
+        script: Script[Any, Any] = getattr(scripts, field.name)
         await redis.script_load(script.script)

@@ -17,6 +17,22 @@ import msgpack
 
 from bridge_server.activity import ActivityTracker
 from bridge_server.config import Settings
+from bridge_server.contracts import (
+    Context,
+    CreateSessionArgs,
+    CreateSessionStatus,
+    DeleteSessionStatus,
+    DeleteVariableArgs,
+    NowArgs,
+    ReadArgs,
+    RegisterVariableArgs,
+    RegisterVariableStatus,
+    SetItemStatus,
+    SetVariablesArgs,
+    WatchPositionStatus,
+    error_for,
+    status_of,
+)
 from bridge_server.importer import ImportedVariable, SessionImporter
 from bridge_server.keys import SessionKeys, session_id_from_key, session_keys, session_scan_pattern
 from bridge_server.limits import checked_description, checked_encoding, checked_metadata, checked_ttl
@@ -29,13 +45,10 @@ from bridge_server.model import (
 )
 from bridge_server.scripts import load_scripts, preload_scripts
 from unified_bridge._rules import (
-    already_exists,
     batch_too_large,
     check_not_id_like,
     check_ref,
     in_atomic_batch,
-    too_many_variables,
-    version_conflict,
 )
 from unified_bridge.errors import (
     BridgeError,
@@ -58,8 +71,6 @@ __all__ = ["ValueReader", "VariableStore"]
 
 log = logging.getLogger(__name__)
 
-# Status codes of set_variables.lua, per item.
-_OK, _NOT_FOUND, _DEFINITION_CHANGED, _VERSION_CONFLICT = 0, 1, 2, 3
 # A definition that changed between our read and the script (delete + re-register) is re-read
 # and re-validated this many times before the update gives up.
 _DEFINITION_RETRIES = 3
@@ -108,11 +119,11 @@ class VariableStore:
         metadata = self._checked_metadata(metadata)
         keys = self.keys(session_id)
         reply = await self._scripts.create_session(
-            keys=keys.stored, args=[_now_ms(), ttl, msgpack.packb(metadata)]
+            keys, CreateSessionArgs(_now_ms(), ttl, msgpack.packb(metadata))
         )
-        info = SessionInfo.from_reply(session_id, reply[1:])
+        info = SessionInfo.from_reply(session_id, reply.result(Context(session_id)))
         self._activity.refreshed(session_id, info.ttl_seconds)
-        return info, bool(reply[0])
+        return info, reply.status is CreateSessionStatus.CREATED
 
     async def import_session(
         self,
@@ -136,21 +147,18 @@ class VariableStore:
     async def touch_session(self, session_id: str) -> SessionInfo:
         """Read a session and mark it active (get and heartbeat both do this)."""
         session_id = self.checked_session_id(session_id)
-        reply = await self._scripts.touch_session(keys=self.keys(session_id).stored, args=[_now_ms()])
-        if not reply:
-            raise SessionNotFoundError.for_id(session_id)
-        info = SessionInfo.from_reply(session_id, reply)
+        reply = await self._scripts.touch_session(self.keys(session_id), NowArgs(_now_ms()))
+        info = SessionInfo.from_reply(session_id, reply.result(Context(session_id)))
         self._activity.refreshed(session_id, info.ttl_seconds)
         return info
 
     async def delete_session(self, session_id: str) -> bool:
         session_id = self.checked_session_id(session_id)
-        revision = await self._scripts.delete_session(
-            keys=self.keys(session_id).with_channel, args=[_now_ms()]
-        )
+        reply = await self._scripts.delete_session(self.keys(session_id), NowArgs(_now_ms()))
+        reply.result(Context(session_id))
         # The (session, ref) -> id hints may stay: the scripts catch stale ones.
         self._activity.forget(session_id)
-        return bool(revision)
+        return reply.status is DeleteSessionStatus.DELETED
 
     async def list_sessions(self, page_size: int, page_token: str) -> tuple[list[str], str]:
         """A page of session ids and the token of the next page ("" when there is none)."""
@@ -208,11 +216,9 @@ class VariableStore:
         """The variables that exist among `refs` (already checked), by ref, and the revision read at."""
         touch = self._activity.due(session_id)
         reply = await self._scripts.get_variables(
-            keys=self.keys(session_id).stored, args=[_now_ms(), int(touch), *refs]
+            self.keys(session_id), ReadArgs(_now_ms(), int(touch)), refs
         )
-        if reply is False or reply is None:
-            raise SessionNotFoundError.for_id(session_id)
-        ttl, rows, revision = reply
+        ttl, rows, revision = reply.result(Context(session_id))
         if touch:
             self._activity.refreshed(session_id, int(ttl))
         found = {}
@@ -229,12 +235,8 @@ class VariableStore:
     async def list_variables(self, session_id: str, pattern: str = "") -> list[VariableRecord]:
         session_id = self.checked_session_id(session_id)
         touch = self._activity.due(session_id)
-        reply = await self._scripts.list_variables(
-            keys=self.keys(session_id).stored, args=[_now_ms(), int(touch)]
-        )
-        if reply is False or reply is None:
-            raise SessionNotFoundError.for_id(session_id)
-        ttl, flat = reply
+        reply = await self._scripts.list_variables(self.keys(session_id), ReadArgs(_now_ms(), int(touch)))
+        ttl, flat = reply.result(Context(session_id))
         if touch:
             self._activity.refreshed(session_id, int(ttl))
         fields = {_text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
@@ -289,8 +291,8 @@ class VariableStore:
         encoded = self._checked_encoding(name, var_type, value, checked_constraints)
         blob = definition.to_blob()
         reply = await self._scripts.register_variable(
-            keys=self.keys(session_id).with_channel,
-            args=[
+            self.keys(session_id),
+            RegisterVariableArgs(
                 now,
                 name,
                 definition.id,
@@ -299,23 +301,20 @@ class VariableStore:
                 self._settings.max_variables_per_session,
                 self._settings.change_log_length,
                 var_type.value,
-            ],
+            ),
         )
-        status = int(reply[0])
-        if status == 1:
-            raise SessionNotFoundError.for_id(session_id)
-        if status == 3:
-            raise too_many_variables(session_id, self._settings.max_variables_per_session)
-        if status == 2:
+        context = Context(session_id, ref=name, limit=self._settings.max_variables_per_session)
+        if reply.status is RegisterVariableStatus.NAME_TAKEN:
+            # Registering the same definition again is not an error: it answers the existing one.
             records, _, revision = await self.get_many(session_id, [name])
             if records and records[0].definition.same_shape_as(definition):
                 return records[0], False, revision
             if not records:  # deleted between the script and the read: a race, not a conflict
                 raise VersionConflictError(f"variable {name} changed while it was registered; try again")
-            raise already_exists(name)
+        (new_revision,) = reply.result(context)
         self._cache_definition(session_id, definition, blob)
         self._activity.refreshed(session_id)
-        return VariableRecord(definition, value, 0, now), True, int(reply[1])
+        return VariableRecord(definition, value, 0, now), True, int(new_revision)
 
     async def set_many(
         self,
@@ -360,7 +359,7 @@ class VariableStore:
             stale = [
                 ref
                 for (_, ref, _, _, _), status in zip(pending, reply[1::2], strict=True)
-                if int(status) == _DEFINITION_CHANGED
+                if status_of(SetItemStatus, "set_variables", status) is SetItemStatus.DEFINITION_CHANGED
             ]
             if stale and (atomic or int(reply[0]) == 0):
                 # Nothing was written: re-read the definitions that changed, validate again.
@@ -383,17 +382,12 @@ class VariableStore:
         session_id = self.checked_session_id(session_id)
         self._checked_ref(ref)
         reply = await self._scripts.delete_variable(
-            keys=self.keys(session_id).with_channel,
-            args=[_now_ms(), ref, self._settings.change_log_length],
+            self.keys(session_id), DeleteVariableArgs(_now_ms(), ref, self._settings.change_log_length)
         )
-        status = int(reply[0])
-        if status == 1:
-            raise SessionNotFoundError.for_id(session_id)
-        if status == 2:
-            raise VariableNotFoundError.for_ref(ref)
+        revision, var_id = reply.result(Context(session_id, ref=ref))
         self._ids.pop((session_id, ref), None)
         self._activity.refreshed(session_id)
-        return _text(reply[2]), int(reply[1])
+        return _text(var_id), int(revision)
 
     async def watch_position(self, session_id: str) -> int | None:
         """The session's current revision, or None if the session is gone.
@@ -401,11 +395,12 @@ class VariableStore:
         Also marks the session active: a session with a watcher attached is in use. (Whether the log
         still reaches back far enough is found while reading it: see `watch._from_log`.)
         """
-        reply = await self._scripts.watch_position(keys=self.keys(session_id).stored, args=[_now_ms()])
-        if reply is None or reply is False:
+        reply = await self._scripts.watch_position(self.keys(session_id), NowArgs(_now_ms()))
+        values = reply.result(Context(session_id))
+        if reply.status is WatchPositionStatus.NO_SESSION:
             return None
         self._activity.refreshed(session_id)
-        return int(reply)
+        return int(values[0])
 
     async def read_log(self, session_id: str, after_revision: int, count: int = 1000) -> list[bytes]:
         """Raw events with revision > after_revision, oldest first, at most `count`."""
@@ -419,16 +414,18 @@ class VariableStore:
     async def _run_set_script(
         self, session_id: str, pending: Sequence[tuple[int, str, Definition, bytes, int | None]], atomic: bool
     ) -> list[Any]:
-        args: list[Any] = [_now_ms(), 1 if atomic else 0, self._settings.change_log_length]
+        """{revision or 0, then per item: status, detail} (see SET_VARIABLES in contracts.py)."""
+        items: list[Any] = []
         for _, ref, definition, encoded, expected_version in pending:
-            args += [ref, definition.id, "" if expected_version is None else expected_version, encoded]
-        reply: list[Any] = await self._scripts.set_variables(
-            keys=self.keys(session_id).with_channel, args=args
+            items += [ref, definition.id, "" if expected_version is None else expected_version, encoded]
+        reply = await self._scripts.set_variables(
+            self.keys(session_id),
+            SetVariablesArgs(_now_ms(), 1 if atomic else 0, self._settings.change_log_length),
+            items,
         )
-        if len(reply) == 1:
-            raise SessionNotFoundError.for_id(session_id)
+        values = reply.result(Context(session_id))
         self._activity.refreshed(session_id)
-        return reply
+        return values
 
     def _outcomes(
         self,
@@ -439,16 +436,9 @@ class VariableStore:
         batch_size: int,
     ) -> list[UpdateOutcome]:
         for position, (index, ref, definition, _, expected_version) in enumerate(pending):
-            status, detail = int(reply[1 + 2 * position]), reply[2 + 2 * position]
-            error: BridgeError | None = None
-            if status == _NOT_FOUND:
-                error = VariableNotFoundError.for_ref(ref)
-            elif status == _DEFINITION_CHANGED:
-                error = VariableNotFoundError(
-                    f"Variable {ref} was deleted and registered again; read it anew"
-                )
-            elif status == _VERSION_CONFLICT:
-                error = version_conflict(ref, expected_version or 0, int(detail))
+            status = status_of(SetItemStatus, "set_variables", reply[1 + 2 * position])
+            detail = reply[2 + 2 * position]
+            error = error_for(status, Context(ref=ref, expected_version=expected_version or 0, detail=detail))
             if error is not None and atomic:
                 raise in_atomic_batch(ref, error, batch_size)
             outcomes[index] = (

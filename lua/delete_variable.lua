@@ -1,4 +1,5 @@
 -- Delete one variable by name or id.
+-- Contract: DELETE_VARIABLE in bridge_server/contracts.py; prelude: bridge_server/scripts.py.
 -- KEYS: session, vars, names, log, channel
 -- ARGV: now_ms, ref, log_max_len
 -- Returns: {1} no session; {2} no such variable; {0, revision, id}.
@@ -11,11 +12,5 @@ local version = redis.call('HGET', KEYS[2], 'n:' .. id)
 local var_type = redis.call('HGET', KEYS[2], 't:' .. id)
 redis.call('HDEL', KEYS[3], name)
 redis.call('HDEL', KEYS[2], 'd:' .. id, 'm:' .. id, 't:' .. id, 'v:' .. id, 'n:' .. id, 'u:' .. id)
-local rev = redis.call('HINCRBY', KEYS[1], 'revision', 1)
-redis.call('HSET', KEYS[1], 'last_active', now)
-local event = table.concat({'UB1 ', rev, ' 3 ', now, ' 1\n', version, ' ', id, ' ', name, ' ', var_type, ' -1\n'})
-redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[3], rev .. '-0', 'e', event)
-redis.call('SPUBLISH', KEYS[5], event)
-local ttl = tonumber(redis.call('HGET', KEYS[1], 'ttl'))
-for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
+local rev = ub_commit(EVENT_DELETED, now, 1, ub_change(version, id, name, var_type, VALUE_DELETED), ARGV[3])
 return {0, rev, id}

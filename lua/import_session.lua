@@ -1,9 +1,10 @@
 -- Create a whole session from an import, with the variables' own ids, versions and timestamps.
 -- Every precondition is checked before the first write; a failure writes nothing to the session
 -- (it only drops this import's own staging keys, which nothing else reads).
+-- Contract: IMPORT_SESSION in bridge_server/contracts.py; prelude: bridge_server/scripts.py.
 -- KEYS: session, vars, names, log, channel, staged_vars, staged_names, staged_event
 -- ARGV: now_ms, ttl_seconds, metadata_blob, revision (of the import: the source's revision + 1),
---       digest, log_max_len, count, mode, event_part_fields (staged: "<chunk_size>:<index>" of
+--       digest, log_max_len, variable_count, mode, event_part_fields (staged: "<chunk_size>:<index>" of
 --       every chunk, space separated), include_values (inline: 0|1),
 --       then, inline only, per variable 7 values: id, name, type, definition_blob, value_blob,
 --       version, updated_at
@@ -15,10 +16,6 @@
 --   session... = created_at, last_active, ttl, metadata, revision, variable_count
 local now, ttl, rev, digest, count, mode = ARGV[1], ARGV[2], ARGV[4], ARGV[5], tonumber(ARGV[7]), ARGV[8]
 
-local function session()
-  local s = redis.call('HMGET', KEYS[1], 'created_at', 'last_active', 'ttl', 'metadata', 'revision')
-  return {s[1], s[2], s[3], s[4], s[5], redis.call('HLEN', KEYS[3])}
-end
 local function drop_staging()
   if mode == 'staged' then redis.call('DEL', KEYS[6], KEYS[7], KEYS[8]) end
 end
@@ -29,7 +26,7 @@ local stored = redis.call('HMGET', KEYS[1], 'revision', 'import_digest', 'create
 if stored[1] then
   if stored[2] == digest then
     drop_staging()
-    local s = session()
+    local s = ub_session_info()
     return {1, s[1], s[2], s[3], s[4], s[5], s[6]}
   end
   -- A session opened before the import but never written to may be imported into.
@@ -66,19 +63,13 @@ else
     redis.call('HSET', KEYS[3], name, id)
     redis.call('HSET', KEYS[2], 'd:' .. id, ARGV[i + 3], 'm:' .. id, name, 't:' .. id, var_type,
                'v:' .. id, value, 'n:' .. id, version, 'u:' .. id, ARGV[i + 6])
-    -- Event layout: see bridge_server/events.py; -2: the value is not in the event (read it).
-    if include_values then
-      parts[#parts + 1] = table.concat({version, ' ', id, ' ', name, ' ', var_type, ' ', #value, '\n', value})
-    else
-      parts[#parts + 1] = table.concat({version, ' ', id, ' ', name, ' ', var_type, ' -2\n'})
-    end
+    parts[#parts + 1] = ub_change(version, id, name, var_type, include_values and value or VALUE_OMITTED)
   end
 end
 redis.call('HSET', KEYS[1], 'created_at', created_at, 'last_active', now, 'ttl', ttl, 'metadata', ARGV[3],
            'revision', rev, 'import_digest', digest)
-local event = 'UB1 ' .. rev .. ' 7 ' .. now .. ' ' .. count .. '\n' .. table.concat(parts)
-redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[6], rev .. '-0', 'e', event)
-redis.call('SPUBLISH', KEYS[5], event)
-for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
-local s = session()
+-- The revision is the import's own (not bumped): the session continues its source's history.
+ub_emit(ub_event(EVENT_IMPORTED, rev, now, count, table.concat(parts)), rev, ARGV[6])
+ub_refresh(ttl)
+local s = ub_session_info()
 return {0, s[1], s[2], s[3], s[4], s[5], s[6]}

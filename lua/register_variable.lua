@@ -1,4 +1,5 @@
 -- Register a new variable under a name that is free in the session.
+-- Contract: REGISTER_VARIABLE in bridge_server/contracts.py; prelude: bridge_server/scripts.py.
 -- KEYS: session, vars, names, log, channel
 -- ARGV: now_ms, name, id, definition_blob, value_blob, max_variables, log_max_len, type
 -- Returns: {0, revision} registered; {1} no session; {2, existing_id} name taken; {3} too many variables.
@@ -11,11 +12,4 @@ if redis.call('HLEN', KEYS[3]) >= tonumber(ARGV[6]) then return {3} end
 redis.call('HSET', KEYS[3], name, id)
 redis.call('HSET', KEYS[2], 'd:' .. id, ARGV[4], 'm:' .. id, name, 't:' .. id, ARGV[8], 'v:' .. id, value,
            'n:' .. id, 0, 'u:' .. id, now)
-local rev = redis.call('HINCRBY', KEYS[1], 'revision', 1)
-redis.call('HSET', KEYS[1], 'last_active', now)
-local event = table.concat({'UB1 ', rev, ' 1 ', now, ' 1\n0 ', id, ' ', name, ' ', ARGV[8], ' ', #value, '\n', value})
-redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[7], rev .. '-0', 'e', event)
-redis.call('SPUBLISH', KEYS[5], event)
-local ttl = tonumber(redis.call('HGET', KEYS[1], 'ttl'))
-for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
-return {0, rev}
+return {0, ub_commit(EVENT_REGISTERED, now, 1, ub_change(0, id, name, ARGV[8], value), ARGV[7])}

@@ -1,9 +1,11 @@
 -- Update one or several variables. Every precondition of every item is checked before the first
 -- write, so an atomic call that fails changes nothing (Redis would not roll back a half-done script).
+-- Contract: SET_VARIABLES (statuses SetVariablesStatus, SetItemStatus) in bridge_server/contracts.py;
+-- prelude: bridge_server/scripts.py.
 -- KEYS: session, vars, names, log, channel
 -- ARGV: now_ms, atomic (0|1), log_max_len, then per item 4 values:
 --       ref, expected_id (the definition the frontend validated against), expected_version or '', value_blob
--- Returns: {1} no session; else {revision_or_0, then per item: status, detail}
+-- Returns: {1} no session; else {0, revision_or_0, then per item: status, detail}
 --   status 0 ok (detail = new version), 1 not found, 2 definition changed (detail = current id),
 --   3 version conflict (detail = current version).
 local now, atomic, max_len = ARGV[1], ARGV[2] == '1', ARGV[3]
@@ -29,7 +31,7 @@ for i = 4, #ARGV, 4 do
   statuses[#statuses + 1] = {status, detail}
 end
 
-local out = {0}
+local out = {0, 0}
 if atomic and failed then
   for _, s in ipairs(statuses) do out[#out + 1] = s[1]; out[#out + 1] = s[2] end
   return out
@@ -42,20 +44,15 @@ for k, item in ipairs(items) do
     local version = redis.call('HINCRBY', KEYS[2], 'n:' .. id, 1)
     redis.call('HSET', KEYS[2], 'v:' .. id, value, 'u:' .. id, now)
     local about = redis.call('HMGET', KEYS[2], 'm:' .. id, 't:' .. id)
-    parts[#parts + 1] = table.concat({version, ' ', id, ' ', about[1], ' ', about[2], ' ', #value, '\n', value})
+    parts[#parts + 1] = ub_change(version, id, about[1], about[2], value)
     statuses[k][2] = version
     changed = changed + 1
   end
 end
 if changed > 0 then
-  local rev = redis.call('HINCRBY', KEYS[1], 'revision', 1)
-  redis.call('HSET', KEYS[1], 'last_active', now)
-  local event = 'UB1 ' .. rev .. ' 2 ' .. now .. ' ' .. changed .. '\n' .. table.concat(parts)
-  redis.call('XADD', KEYS[4], 'MAXLEN', max_len, rev .. '-0', 'e', event)
-  redis.call('SPUBLISH', KEYS[5], event)
-  out[1] = rev
+  out[2] = ub_commit(EVENT_UPDATED, now, changed, table.concat(parts), max_len)
+else
+  ub_refresh()
 end
-local ttl = tonumber(redis.call('HGET', KEYS[1], 'ttl'))
-for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
 for _, s in ipairs(statuses) do out[#out + 1] = s[1]; out[#out + 1] = s[2] end
 return out

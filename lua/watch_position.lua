@@ -1,11 +1,10 @@
 -- The session's current revision, for a watcher deciding where to replay from.
 -- A watched session is in use, so this also marks it active and refreshes the TTL of its keys.
+-- Contract: WATCH_POSITION in bridge_server/contracts.py; prelude: bridge_server/scripts.py.
 -- KEYS: session, vars, names, log
 -- ARGV: now_ms
--- Returns: false when the session does not exist, else the revision.
+-- Returns: {1} when the session does not exist, else {0, revision}.
 local rev = redis.call('HGET', KEYS[1], 'revision')
-if not rev then return false end
-redis.call('HSET', KEYS[1], 'last_active', ARGV[1])
-local ttl = tonumber(redis.call('HGET', KEYS[1], 'ttl'))
-for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
-return tonumber(rev)
+if not rev then return {1} end
+ub_touch(ARGV[1])
+return {0, tonumber(rev)}

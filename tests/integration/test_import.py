@@ -305,9 +305,9 @@ def test_a_staged_import_that_finds_the_session_written_meanwhile_leaves_nothing
     real_stage = importer._scripts.import_stage
     calls = []
 
-    async def stage_then_interfere(*, keys, args):
-        calls.append(len(args))
-        result = await real_stage(keys=keys, args=args)
+    async def stage_then_interfere(keys, args, rest=()):
+        calls.append(len(rest))
+        result = await real_stage(keys, args, rest)
         if len(calls) == 2:  # another program creates and writes the session between two chunks
             await store.create_session(session_id, None, None)
             await store.register(session_id, "other", VariableType.INTEGER, lambda _t: 1, None, None, "")
