@@ -6,7 +6,6 @@ re-check only what can change concurrently (existence, definition, expected vers
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import secrets
 import time
@@ -49,6 +48,7 @@ from unified_bridge._rules import (
     check_not_id_like,
     check_ref,
     in_atomic_batch,
+    name_matcher,
 )
 from unified_bridge.errors import (
     BridgeError,
@@ -234,6 +234,7 @@ class VariableStore:
 
     async def list_variables(self, session_id: str, pattern: str = "") -> list[VariableRecord]:
         session_id = self.checked_session_id(session_id)
+        matches = name_matcher(pattern)  # checked before any Redis work
         touch = self._activity.due(session_id)
         reply = await self._scripts.list_variables(self.keys(session_id), ReadArgs(_now_ms(), int(touch)))
         ttl, flat = reply.result(Context(session_id))
@@ -246,7 +247,7 @@ class VariableStore:
                 continue
             var_id = field[2:]
             definition = self._definition(session_id, var_id, blob)
-            if pattern and not fnmatch.fnmatchcase(definition.name, pattern):
+            if not matches(definition.name):
                 continue
             records.append(
                 VariableRecord(

@@ -390,6 +390,11 @@ class SessionCore:
                 self.cache.invalidate(known.id, known.name)
                 self.definitions.forget(known.id, known.name)
             raise VariableNotFoundError.for_ref(ref) from None
+        except BaseException:
+            # Outcome unknown (or interrupted): the variable may be gone, so nothing cached may say
+            # it is there.
+            self.cache.invalidate(known.id if known is not None else ref, known.name if known else ref)
+            raise
         var_id = response.id or target
         name = known.name if known is not None else ref
         self.cache.invalidate(var_id, name)

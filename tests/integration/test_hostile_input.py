@@ -90,3 +90,12 @@ def test_more_concurrent_calls_than_connections_wait_instead_of_failing(frontend
                 )
             )
     assert {s.session_id for s in sessions} == {session_id}
+
+
+def test_a_huge_glob_is_refused_at_once(stub, session_id: str) -> None:
+    """fnmatch's translation is quadratic: '[a-' * 30000 held the event loop for 30 s."""
+    create_session(stub, session_id)
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.ListVariables(pb.ListVariablesRequest(session_id=session_id, pattern="[a-" * 30000), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "at most 512" in (refused.value.details() or "")

@@ -82,7 +82,7 @@ def test_a_full_redis_is_resource_exhausted(redis_process_factory, frontend_fact
 def _fill(direct: redis.Redis) -> None:
     """Write until Redis refuses even a small write: it is above its maxmemory now. (A refused large
     write frees its request buffer and may leave Redis just below the limit, hence the small ones.)"""
-    for size in (256 * 1024, 1024):
+    for size in (256 * 1024, 1024, 16):
         for i in range(10_000):
             try:
                 direct.set(f"filler:{size}:{i}", b"x" * size)
