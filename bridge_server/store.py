@@ -165,10 +165,7 @@ class VariableStore:
         size = max(1, min(page_size or 100, 1000))
         if self._settings.redis_cluster:
             return await self._list_sessions_on_cluster(size, page_token)
-        try:
-            cursor = int(page_token or 0)
-        except ValueError:
-            raise ValidationError(f"invalid page token: {page_token!r}") from None
+        cursor = _page_cursor(page_token)
         prefix = self._settings.key_prefix
         cursor, found = await self._redis.scan(cursor=cursor, match=session_scan_pattern(prefix), count=size)
         ids = sorted(session_id_from_key(prefix, _text(key)) for key in found)
@@ -501,6 +498,15 @@ class VariableStore:
         self, name: str, var_type: VariableType, value: object, constraints: Mapping[str, Any]
     ) -> bytes:
         return checked_encoding(self._settings, name, var_type, value, constraints)
+
+
+def _page_cursor(page_token: str) -> int:
+    """A ListSessions page token is a SCAN cursor: a whole number below 2**64."""
+    if page_token == "":
+        return 0
+    if len(page_token) > 20 or not page_token.isdigit() or int(page_token) >= 2**64:
+        raise ValidationError(f"invalid page token: {page_token[:32]!r}")
+    return int(page_token)
 
 
 def _text(value: bytes | str) -> str:

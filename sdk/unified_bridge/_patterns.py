@@ -11,9 +11,24 @@ import functools
 
 import regex
 
-__all__ = ["PATTERN_TIMEOUT_SECONDS", "PatternTooSlowError", "check_pattern_syntax", "pattern_matches"]
+__all__ = [
+    "MAX_PATTERN_LENGTH",
+    "MAX_REPETITION",
+    "PATTERN_TIMEOUT_SECONDS",
+    "PatternTooSlowError",
+    "check_pattern_syntax",
+    "pattern_matches",
+]
 
 PATTERN_TIMEOUT_SECONDS = 0.05
+#: Compiling is not covered by the match timeout, so what a pattern may ask of the compiler is capped:
+#: its length, and counted repetitions (``a{1000000000}`` took a frontend to 24 GB), as RE2 caps them.
+MAX_PATTERN_LENGTH = 1000
+MAX_REPETITION = 1000
+#: How many pattern elements the repetitions may unfold into: ``((a{1000}){1000}){1000}`` passes the
+#: per-repetition cap, but would compile for minutes. 10,000 compiles in milliseconds.
+MAX_UNFOLDED_SIZE = 10_000
+_COUNTED = regex.compile(r"\{\s*(\d+)\s*(?:,\s*(\d*)\s*)?\}")
 
 
 class PatternTooSlowError(Exception):
@@ -26,11 +41,70 @@ def _compiled(pattern: str) -> regex.Pattern[str]:
 
 
 def check_pattern_syntax(pattern: str) -> None:
-    """Raise ValueError with the parser's explanation when the pattern does not compile."""
+    """Raise ValueError with the parser's explanation when the pattern does not compile, or asks more
+    of the compiler than the caps allow."""
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise ValueError(f"the pattern is {len(pattern)} characters, at most {MAX_PATTERN_LENGTH}")
+    size = _unfolded_size(pattern)
+    if size > MAX_UNFOLDED_SIZE:
+        raise ValueError(
+            f"its repetitions unfold into {size} elements, above the limit of {MAX_UNFOLDED_SIZE}"
+        )
     try:
         _compiled(pattern)
     except regex.error as exc:
         raise ValueError(str(exc)) from None
+    except RecursionError:
+        raise ValueError("the pattern nests too deeply") from None
+
+
+def _unfolded_size(pattern: str) -> int:
+    """About how many elements the compiler builds: each counted repetition multiplies what it
+    repeats (a group's content included). One linear pass; escapes and classes count as one."""
+    sizes = [0]  # the size of each open group's content so far
+    last = 0  # the size of the element a quantifier would repeat
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        counted = _COUNTED.match(pattern, i) if char == "{" else None
+        if counted is not None:
+            count = max(int(number) for number in counted.groups() if number)
+            if count > MAX_REPETITION:
+                raise ValueError(f"repetition {counted.group(0)} is above the limit of {MAX_REPETITION}")
+            sizes[-1] += last * (count - 1)
+            last *= count
+            i = counted.end()
+            continue
+        if char == "(":
+            sizes.append(0)
+            i += 1
+            continue
+        if char == ")" and len(sizes) > 1:
+            last = max(sizes.pop(), 1)
+            sizes[-1] += last
+            i += 1
+            continue
+        if char == "\\":
+            i += 2
+        elif char == "[":
+            i = _class_end(pattern, i)
+        else:
+            i += 1
+        last = 1
+        sizes[-1] += 1
+    return sum(sizes)
+
+
+def _class_end(pattern: str, start: int) -> int:
+    """The index after the character class opening at ``start`` (or the end of the pattern)."""
+    i = start + 1
+    if i < len(pattern) and pattern[i] == "^":
+        i += 1
+    if i < len(pattern) and pattern[i] == "]":
+        i += 1
+    while i < len(pattern) and pattern[i] != "]":
+        i += 2 if pattern[i] == "\\" else 1
+    return i + 1
 
 
 def pattern_matches(pattern: str, text: str) -> bool:
