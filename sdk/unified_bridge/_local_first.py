@@ -134,6 +134,8 @@ class LocalFirstContext:
     ) -> None:
         self._store = LocalStore(session_id, metadata=metadata, limits=limits)
         self._active: LocalSessionContext | SessionContext = LocalSessionContext._over(self._store)
+        # ctx[name] = value, bound once per backend: the local store's own, skipping a layer.
+        self._set_item: Callable[[str, Any], None] = self._store.set_item
         self._bridge = bridge
         self._client: BridgeClient | None = None
         self._owns_client = False
@@ -147,8 +149,10 @@ class LocalFirstContext:
         self.v = VariableNamespace(self)
         if start_bridged:
             client = self._client_for(None)
-            self._active = client.session(
-                self._store.session_id, ttl=ttl, metadata=metadata, cache=cache, cache_ttl=cache_ttl
+            self._use(
+                client.session(
+                    self._store.session_id, ttl=ttl, metadata=metadata, cache=cache, cache_ttl=cache_ttl
+                )
             )
             self._log.kind = "bridged"
             self._store.retire(close=False)
@@ -202,7 +206,7 @@ class LocalFirstContext:
             with self._gate.exclusive(timeout):
                 if self.is_bridged:
                     return  # another thread moved it while we waited
-                self._active = self._move(client, timeout)
+                self._use(self._move(client, timeout))
                 self._log.succeeded(started)
                 self._store.retire(close=False)
         except BridgeError as exc:
@@ -211,6 +215,10 @@ class LocalFirstContext:
         except Exception as exc:
             self._log.failed(started, BridgeError(f"{type(exc).__name__}: {exc}"))
             raise
+
+    def _use(self, bridged: SessionContext) -> None:
+        self._active = bridged
+        self._set_item = bridged.__setitem__
 
     def _move(self, client: BridgeClient, timeout: float | None) -> SessionContext:
         self._pending = pending = next_import(self._store.snapshot(), self._pending, self._ttl)
@@ -340,7 +348,7 @@ class LocalFirstContext:
         gate = self._gate
         gate.enter()
         try:
-            self._active[name] = value
+            self._set_item(name, value)
         finally:
             gate.leave()
 
