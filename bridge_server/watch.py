@@ -18,6 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bridge_server.events import ChangeEvent, EventKind, decode_event
 from bridge_server.fanout import END_OF_STREAM, RESYNC, EventHub
 from bridge_server.store import VariableStore
+from unified_bridge._backoff import backoff_delay
 from unified_bridge.errors import SessionNotFoundError
 
 __all__ = ["watch_session"]
@@ -88,13 +89,13 @@ async def watch_session(
 
 async def _position_when_reachable(store: VariableStore, session_id: str) -> int | None:
     """Where the session stands, waiting out a Redis outage instead of ending the stream."""
-    delay = 0.05
+    failures = 0
     while True:
         try:
             return await store.watch_position(session_id)
         except (RedisConnectionError, RedisTimeoutError, OSError):
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _MAX_RETRY_DELAY)
+            failures += 1
+            await asyncio.sleep(backoff_delay(failures, 0.05, _MAX_RETRY_DELAY))
 
 
 async def _from_log(

@@ -1,9 +1,10 @@
 """Following a session's change stream: the cache's background follower and ``ctx.watch()``.
 
 The decisions live in :class:`WatchCursor` (where to resume, whether a revision was skipped, how long
-to back off, which frontend to try next); :class:`ThreadFollower` (sync contexts) and
-:class:`TaskFollower` (asyncio contexts) only move bytes, and so do :func:`iter_changes` and
-:func:`aiter_changes`, the iterators behind ``ctx.watch()``.
+to back off, which frontend to try next). One loop follows a stream across reconnections,
+:func:`stream_events` (and its asyncio twin :func:`astream_events`); the cache's followers
+(:class:`ThreadFollower`, :class:`TaskFollower`) and the iterators behind ``ctx.watch()``
+(:func:`iter_changes`, :func:`aiter_changes`) only say what to do with its events.
 
 A follower resumes from the last revision it saw, so the server replays what it missed; the cache is
 still emptied whenever a stream is lost and serves again once the new stream
@@ -18,7 +19,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,7 +32,16 @@ from unified_bridge._models import ChangeEvent, decode_event
 from unified_bridge.errors import BridgeError, SessionNotFoundError
 from unified_bridge.proto import unified_bridge_pb2 as pb2
 
-__all__ = ["StreamBackoff", "TaskFollower", "ThreadFollower", "WatchCursor", "aiter_changes", "iter_changes"]
+__all__ = [
+    "StreamBackoff",
+    "TaskFollower",
+    "ThreadFollower",
+    "WatchCursor",
+    "aiter_changes",
+    "astream_events",
+    "iter_changes",
+    "stream_events",
+]
 
 logger = logging.getLogger("unified_bridge")
 
@@ -107,7 +117,87 @@ def _error_of(exc: BaseException) -> BridgeError | None:
     return translate_error(exc) if isinstance(exc, grpc.RpcError) else None
 
 
+# What a loop needs from its driver: open a stream (None: stop), and after a stream is lost, how many
+# seconds to wait before the next (None: stop; it may raise instead).
+OpenStream = Callable[[int, pb2.WatchSessionRequest], Any]
+OnLost = Callable[[BaseException | None], float | None]
+Apply = Callable[[pb2.WatchEvent], None]
+
+
+def stream_events(
+    open_stream: OpenStream, cursor: WatchCursor, lost: OnLost, wait: Callable[[float], object], apply: Apply
+) -> Generator[pb2.WatchEvent, None, None]:
+    """A session's new events from ``cursor`` on, across lost streams: the one blocking loop, for the
+    cache's follower and for ``watch()`` alike.
+
+    Each event is handed to ``apply`` (an exception there counts as a lost stream: reconnect), then
+    the cursor moves past it, then it is yielded. SESSION_DELETED ends the loop.
+    """
+    while True:
+        call = open_stream(cursor.target, cursor.request())
+        if call is None:
+            return
+        failure: BaseException | None = None
+        try:
+            for event in call:
+                if cursor.is_duplicate(event):
+                    continue
+                apply(event)
+                cursor.advance(event)
+                yield event
+                if event.kind == pb2.EVENT_KIND_SESSION_DELETED:
+                    return
+        except grpc.RpcError as exc:
+            failure = exc
+        except Exception as exc:
+            logger.exception("session %s: error while following the change stream", cursor.session_id)
+            failure = exc
+        finally:
+            call.cancel()
+        delay = lost(failure)
+        if delay is None:
+            return
+        wait(delay)
+
+
+async def astream_events(
+    open_stream: OpenStream, cursor: WatchCursor, lost: OnLost, apply: Apply
+) -> AsyncGenerator[pb2.WatchEvent, None]:
+    """The asyncio twin of :func:`stream_events` (a cancellation cancels the stream and propagates)."""
+    while True:
+        call = open_stream(cursor.target, cursor.request())
+        if call is None:
+            return
+        failure: BaseException | None = None
+        try:
+            async for event in call:
+                if cursor.is_duplicate(event):
+                    continue
+                apply(event)
+                cursor.advance(event)
+                yield event
+                if event.kind == pb2.EVENT_KIND_SESSION_DELETED:
+                    return
+        except grpc.RpcError as exc:
+            failure = exc
+        except Exception as exc:
+            logger.exception("session %s: error while following the change stream", cursor.session_id)
+            failure = exc
+        finally:
+            call.cancel()
+        delay = lost(failure)
+        if delay is None:
+            return
+        await asyncio.sleep(delay)
+
+
+def _ignore(event: pb2.WatchEvent) -> None:
+    return None
+
+
 class _FollowerBase:
+    """What both cache followers share: the cursor, applying events to the core, and losing streams."""
+
     def __init__(self, core: SessionCore, targets: WatchTargets, backoff: StreamBackoff) -> None:
         self._core = core
         self._targets = targets
@@ -119,13 +209,8 @@ class _FollowerBase:
         """The frontend the current stream goes to."""
         return self._targets.watch_target_names[self.cursor.target]
 
-    def _handle(self, event: pb2.WatchEvent) -> bool:
-        """Apply one event; False when the stream must end (the session is gone)."""
-        if self.cursor.is_duplicate(event):
-            return True
+    def _apply(self, event: pb2.WatchEvent) -> None:
         self._core.on_watch_event(event, self.cursor.expected_revision(event))
-        self.cursor.advance(event)
-        return event.kind != pb2.EVENT_KIND_SESSION_DELETED
 
     def _lost(self, exc: BaseException | None) -> float | None:
         self._core.on_stream_lost()
@@ -159,33 +244,23 @@ class ThreadFollower(_FollowerBase):
         """Block until the stream is caught up (the cache serves); False on timeout."""
         return self._ready.wait(timeout)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            failure: BaseException | None = None
-            try:
-                stub = self._targets.watch_stub(self.cursor.target)
-                with self._lock:
-                    if self._stop.is_set():
-                        return
-                    self._call = stub.WatchSession(self.cursor.request())
-                for event in self._call:
-                    if not self._handle(event):
-                        self._core.on_stream_lost()
-                        return
-                    if self.cursor.caught_up:
-                        self._ready.set()
-            except grpc.RpcError as exc:
-                failure = exc
-            except Exception as exc:
-                logger.exception("session %s: watch follower error", self._core.session_id)
-                failure = exc
-            self._ready.clear()
+    def _open(self, target: int, request: pb2.WatchSessionRequest) -> Any:
+        stub = self._targets.watch_stub(target)
+        with self._lock:  # stop() cancels what is opened here
             if self._stop.is_set():
-                return
-            delay = self._lost(failure)
-            if delay is None:
-                return
-            self._stop.wait(delay)
+                return None
+            self._call = stub.WatchSession(request)
+            return self._call
+
+    def _lost_here(self, exc: BaseException | None) -> float | None:
+        self._ready.clear()
+        return None if self._stop.is_set() else self._lost(exc)
+
+    def _run(self) -> None:
+        for event in stream_events(self._open, self.cursor, self._lost_here, self._stop.wait, self._apply):
+            if event.kind == pb2.EVENT_KIND_CAUGHT_UP:
+                self._ready.set()
+        self._core.on_stream_lost()  # the session is gone, or the follower stopped
 
     def stop(self) -> None:
         """Stop following and wait for the thread; the cache stops serving."""
@@ -214,32 +289,18 @@ class TaskFollower(_FollowerBase):
     async def wait_ready(self) -> None:
         await self._ready.wait()
 
+    def _open(self, target: int, request: pb2.WatchSessionRequest) -> Any:
+        return self._targets.watch_stub(target).WatchSession(request)
+
+    def _lost_here(self, exc: BaseException | None) -> float | None:
+        self._ready.clear()
+        return self._lost(exc)
+
     async def _run(self) -> None:
-        while True:
-            failure: BaseException | None = None
-            call = None
-            try:
-                call = self._targets.watch_stub(self.cursor.target).WatchSession(self.cursor.request())
-                async for event in call:
-                    if not self._handle(event):
-                        self._core.on_stream_lost()
-                        return
-                    if self.cursor.caught_up:
-                        self._ready.set()
-            except grpc.RpcError as exc:
-                failure = exc
-            except asyncio.CancelledError:
-                if call is not None:
-                    call.cancel()
-                raise
-            except Exception as exc:
-                logger.exception("session %s: watch follower error", self._core.session_id)
-                failure = exc
-            self._ready.clear()
-            delay = self._lost(failure)
-            if delay is None:
-                return
-            await asyncio.sleep(delay)
+        async for event in astream_events(self._open, self.cursor, self._lost_here, self._apply):
+            if event.kind == pb2.EVENT_KIND_CAUGHT_UP:
+                self._ready.set()
+        self._core.on_stream_lost()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -266,63 +327,47 @@ def _user_event(event: pb2.WatchEvent, names: Collection[str] | None) -> ChangeE
     return ChangeEvent(decoded.kind, decoded.revision, changes, decoded.time)
 
 
-def iter_changes(
-    stub_for: Callable[[int], Any], cursor: WatchCursor, names: Collection[str] | None
-) -> Iterator[ChangeEvent]:
-    """Change events from ``cursor`` on, across reconnections, until the session is deleted."""
-    while True:
-        call = None
-        failure: BaseException | None = None
-        try:
-            call = stub_for(cursor.target).WatchSession(cursor.request())
-            for event in call:
-                if cursor.is_duplicate(event):
-                    continue
-                cursor.advance(event)
-                user_event = _user_event(event, names)
-                if user_event is not None:
-                    yield user_event
-                if event.kind == pb2.EVENT_KIND_SESSION_DELETED:
-                    return
-        except grpc.RpcError as exc:
-            failure = exc
-        finally:
-            if call is not None:
-                call.cancel()
+def _raising_when_final(cursor: WatchCursor) -> OnLost:
+    """A watch() iterator's answer to a lost stream: reconnect, or raise what ended it for good."""
+
+    def lost(failure: BaseException | None) -> float | None:
         error = _error_of(failure) if failure is not None else None
         delay = cursor.lost(error)
         if delay is None:
             assert error is not None
             raise error from failure
-        time.sleep(delay)
+        return delay
+
+    return lost
+
+
+def iter_changes(
+    stub_for: Callable[[int], Any], cursor: WatchCursor, names: Collection[str] | None
+) -> Iterator[ChangeEvent]:
+    """Change events from ``cursor`` on, across reconnections, until the session is deleted."""
+
+    def open_stream(target: int, request: pb2.WatchSessionRequest) -> Any:
+        return stub_for(target).WatchSession(request)
+
+    events = stream_events(open_stream, cursor, _raising_when_final(cursor), time.sleep, _ignore)
+    with contextlib.closing(events):  # closing this iterator cancels the stream at once
+        for event in events:
+            user_event = _user_event(event, names)
+            if user_event is not None:
+                yield user_event
 
 
 async def aiter_changes(
     stub_for: Callable[[int], Any], cursor: WatchCursor, names: Collection[str] | None
 ) -> AsyncIterator[ChangeEvent]:
     """The asyncio twin of :func:`iter_changes`."""
-    while True:
-        call = None
-        failure: BaseException | None = None
-        try:
-            call = stub_for(cursor.target).WatchSession(cursor.request())
-            async for event in call:
-                if cursor.is_duplicate(event):
-                    continue
-                cursor.advance(event)
-                user_event = _user_event(event, names)
-                if user_event is not None:
-                    yield user_event
-                if event.kind == pb2.EVENT_KIND_SESSION_DELETED:
-                    return
-        except grpc.RpcError as exc:
-            failure = exc
-        finally:
-            if call is not None:
-                call.cancel()
-        error = _error_of(failure) if failure is not None else None
-        delay = cursor.lost(error)
-        if delay is None:
-            assert error is not None
-            raise error from failure
-        await asyncio.sleep(delay)
+
+    def open_stream(target: int, request: pb2.WatchSessionRequest) -> Any:
+        return stub_for(target).WatchSession(request)
+
+    events = astream_events(open_stream, cursor, _raising_when_final(cursor), _ignore)
+    async with contextlib.aclosing(events):
+        async for event in events:
+            user_event = _user_event(event, names)
+            if user_event is not None:
+                yield user_event
