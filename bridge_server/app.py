@@ -51,7 +51,8 @@ class BridgeServer:
         tokens = parse_tokens(settings.auth_tokens)
         interceptors = [TokenAuthInterceptor(tokens)] if tokens else []
         self._server = grpc.aio.server(options=options, interceptors=interceptors)
-        add_servicer(BridgeServicer(self.store, self.hub, self.metrics), self._server)
+        servicer = BridgeServicer(self.store, self.hub, self.metrics, lambda: self.health.refusal)
+        add_servicer(servicer, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self._server)
         reflection.enable_server_reflection(
             (pb.DESCRIPTOR.services_by_name["UnifiedBridge"].full_name, reflection.SERVICE_NAME),

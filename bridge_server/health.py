@@ -18,6 +18,7 @@ from typing import Any
 from grpc_health.v1 import health_pb2
 from grpc_health.v1._async import HealthServicer
 
+from bridge_server.eviction import eviction_risk
 from bridge_server.metrics import Metrics
 
 __all__ = ["LIVENESS_SERVICES", "READINESS_SERVICES", "SERVICE_NAME", "HealthMonitor"]
@@ -25,6 +26,8 @@ __all__ = ["LIVENESS_SERVICES", "READINESS_SERVICES", "SERVICE_NAME", "HealthMon
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "unified_bridge.v1.UnifiedBridge"
+# Health checks between two looks at Redis's eviction policy.
+_POLICY_EVERY = 30
 LIVENESS_SERVICES = ("", "liveness")
 READINESS_SERVICES = (SERVICE_NAME, "readiness")
 
@@ -38,6 +41,9 @@ class HealthMonitor:
         self._timeout = timeout_seconds
         self._task: asyncio.Task[None] | None = None
         self._serving: bool | None = None
+        #: Why the frontend refuses every call (Redis may evict keys), or None.
+        self.refusal: str | None = None
+        self._checks = 0
 
     async def start(self) -> None:
         for service in LIVENESS_SERVICES:
@@ -52,6 +58,15 @@ class HealthMonitor:
                 await self._task
         await self.servicer.enter_graceful_shutdown()
 
+    async def _check_policy(self) -> None:
+        refusal = await asyncio.wait_for(eviction_risk(self._redis), timeout=self._timeout)
+        if refusal != self.refusal:
+            if refusal is None:
+                log.info("Redis no longer evicts keys: serving again")
+            else:
+                log.error("%s", refusal)
+            self.refusal = refusal
+
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
@@ -61,6 +76,10 @@ class HealthMonitor:
         try:
             await asyncio.wait_for(self._redis.ping(), timeout=self._timeout)
             serving = True
+            if self._checks % _POLICY_EVERY == 0:  # the policy rarely changes: look now and then
+                await self._check_policy()
+            self._checks += 1
+            serving = self.refusal is None
         except Exception as exc:
             serving = False
             if self._serving is not False:

@@ -32,6 +32,7 @@ from bridge_server.watch import watch_session
 from unified_bridge.errors import (
     CURRENT_VERSION_METADATA_KEY,
     ERROR_METADATA_KEY,
+    BridgeUnavailableError,
     ValidationError,
     wire_name,
 )
@@ -71,6 +72,8 @@ def unary(
         try:
             if isinstance(request, Malformed):
                 raise ValidationError(request.describe())
+            if (refusal := self.refusal()) is not None:
+                raise BridgeUnavailableError(refusal)
             response = await method(self, request, context)
         except Exception as exc:
             status = status_for(exc)
@@ -88,10 +91,18 @@ def _value_reader(message: pb.Value) -> ValueReader:
 
 
 class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
-    def __init__(self, store: VariableStore, hub: EventHub, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        store: VariableStore,
+        hub: EventHub,
+        metrics: Metrics,
+        refusal: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self._store = store
         self._hub = hub
         self.metrics = metrics
+        #: Why every call is refused right now (Redis may evict keys: see bridge_server.eviction).
+        self.refusal = refusal
 
     # -- sessions -------------------------------------------------------------------------------
 
@@ -246,6 +257,8 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
         try:
             if isinstance(request, Malformed):
                 raise ValidationError(request.describe())
+            if (refusal := self.refusal()) is not None:
+                raise BridgeUnavailableError(refusal)
             events = watch_session(
                 self._store, self._hub, request.session_id, request.from_revision, request.from_now
             )

@@ -203,3 +203,31 @@ def test_a_registration_brings_the_context_revision(frontend, session_id: str) -
         assert ctx.revision == 1
         ctx.register_variable("b", "integer", 1)
         assert ctx.revision == 2
+
+
+@pytest.mark.real_redis
+def test_a_redis_that_may_evict_keys_is_refused(
+    redis_process_factory, frontend_factory, session_id: str
+) -> None:
+    """allkeys-lru evicted half of a session's keys (variables without definitions): with an evicting
+    policy the frontend refuses to serve, and serves again once the policy is noeviction."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from bridge_server.testing import wait_until
+
+    server = redis_process_factory("--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
+    frontend = frontend_factory(redis_url=server.url, health_check_interval_seconds=0.05)
+    channel, stub = _stub_on(frontend)
+    health = health_pb2_grpc.HealthStub(channel)
+
+    def readiness() -> int:
+        return health.Check(health_pb2.HealthCheckRequest(service="readiness"), timeout=5).status
+
+    with channel, redis.Redis.from_url(server.url) as direct:
+        assert readiness() == health_pb2.HealthCheckResponse.NOT_SERVING
+        error = rpc_error(stub.CreateSession, pb.CreateSessionRequest(session_id=session_id))
+        assert error.code() == grpc.StatusCode.UNAVAILABLE
+        assert "maxmemory-policy allkeys-lru" in (error.details() or "")
+        direct.config_set("maxmemory-policy", "noeviction")
+        wait_until(lambda: readiness() == health_pb2.HealthCheckResponse.SERVING, "serving again")
+        create_session(stub, session_id)
