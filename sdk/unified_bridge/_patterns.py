@@ -12,6 +12,7 @@ import functools
 import regex
 
 __all__ = [
+    "MAX_NESTING",
     "MAX_PATTERN_LENGTH",
     "MAX_REPETITION",
     "PATTERN_TIMEOUT_SECONDS",
@@ -28,6 +29,9 @@ MAX_REPETITION = 1000
 #: How many pattern elements the repetitions may unfold into: ``((a{1000}){1000}){1000}`` passes the
 #: per-repetition cap, but would compile for minutes. 10,000 compiles in milliseconds.
 MAX_UNFOLDED_SIZE = 10_000
+#: Groups nested deeper than this are refused: the compiler recurses per level, and whether it ran out
+#: of stack would otherwise depend on the thread it ran on.
+MAX_NESTING = 100
 _COUNTED = regex.compile(r"\{\s*(\d+)\s*(?:,\s*(\d*)\s*)?\}")
 
 
@@ -77,6 +81,8 @@ def _unfolded_size(pattern: str) -> int:
             continue
         if char == "(":
             sizes.append(0)
+            if len(sizes) > MAX_NESTING + 1:
+                raise ValueError(f"the pattern nests groups deeper than {MAX_NESTING}")
             i += 1
             continue
         if char == ")" and len(sizes) > 1:

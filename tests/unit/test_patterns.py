@@ -15,7 +15,8 @@ from unified_bridge.types import VariableType, normalize_value, validate_constra
         ("a{10000000}", "above the limit of 1000"),  # blocked the event loop for seconds
         ("((a{1000}){1000}){1000}", "unfold into 1000000000 elements"),
         ("(a{1000}){1000}", "unfold into 1000000 elements"),
-        ("(" * 499 + "a" + ")" * 499, "nests too deeply"),  # RecursionError -> INTERNAL before
+        ("(" * 499 + "a" + ")" * 499, "nests groups deeper than 100"),  # RecursionError, INTERNAL before
+        ("(" * 101 + "a" + ")" * 101, "nests groups deeper than 100"),
         ("x" * 1001, "at most 1000"),
     ],
 )
