@@ -21,6 +21,7 @@ from bridge_server.metrics import Metrics
 from bridge_server.servicer import BridgeServicer
 from bridge_server.storage import connect_storage, describe_storage
 from bridge_server.store import VariableStore
+from bridge_server.stream_limits import StreamSlots
 from unified_bridge.proto import unified_bridge_pb2 as pb
 
 __all__ = ["SERVICE_NAME", "BridgeServer", "serve"]
@@ -51,7 +52,8 @@ class BridgeServer:
         tokens = parse_tokens(settings.auth_tokens)
         interceptors = [TokenAuthInterceptor(tokens)] if tokens else []
         self._server = grpc.aio.server(options=options, interceptors=interceptors)
-        servicer = BridgeServicer(self.store, self.hub, self.metrics, lambda: self.health.refusal)
+        slots = StreamSlots(settings.max_watch_streams, settings.max_watch_streams_per_connection)
+        servicer = BridgeServicer(self.store, self.hub, self.metrics, lambda: self.health.refusal, slots)
         add_servicer(servicer, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self._server)
         reflection.enable_server_reflection(

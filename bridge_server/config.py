@@ -54,6 +54,9 @@ class Settings:
     import_chunk_size: int = 500
 
     max_watch_queue: int = 10_000
+    # Open watch streams per frontend, and per client connection; past either: RESOURCE_EXHAUSTED.
+    max_watch_streams: int = 10_000
+    max_watch_streams_per_connection: int = 1000
     watch_idle_check_seconds: float = 5.0
     health_check_interval_seconds: float = 1.0
     redis_timeout_seconds: float = 5.0

@@ -28,6 +28,7 @@ from bridge_server.fanout import EventHub
 from bridge_server.handlers import Malformed
 from bridge_server.metrics import Metrics
 from bridge_server.store import ValueReader, VariableStore
+from bridge_server.stream_limits import StreamSlots
 from bridge_server.watch import watch_session
 from unified_bridge.errors import (
     CURRENT_VERSION_METADATA_KEY,
@@ -97,12 +98,14 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
         hub: EventHub,
         metrics: Metrics,
         refusal: Callable[[], str | None] = lambda: None,
+        streams: StreamSlots | None = None,
     ) -> None:
         self._store = store
         self._hub = hub
         self.metrics = metrics
         #: Why every call is refused right now (Redis may evict keys: see bridge_server.eviction).
         self.refusal = refusal
+        self.streams = streams or StreamSlots(total=10_000, per_connection=1000)
 
     # -- sessions -------------------------------------------------------------------------------
 
@@ -252,13 +255,17 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
     async def WatchSession(
         self, request: pb.WatchSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.WatchEvent]:
-        self.metrics.watch_streams.inc()
         code = grpc.StatusCode.OK
+        peer = context.peer()
+        slot = False
         try:
             if isinstance(request, Malformed):
                 raise ValidationError(request.describe())
             if (refusal := self.refusal()) is not None:
                 raise BridgeUnavailableError(refusal)
+            self.streams.take(peer)
+            slot = True
+            self.metrics.watch_streams.inc()
             events = watch_session(
                 self._store, self._hub, request.session_id, request.from_revision, request.from_now
             )
@@ -269,5 +276,7 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
             code = status.code
             await _abort(context, status)
         finally:
-            self.metrics.watch_streams.dec()
+            if slot:
+                self.streams.give_back(peer)
+                self.metrics.watch_streams.dec()
             self.metrics.calls.labels("WatchSession", code.name).inc()

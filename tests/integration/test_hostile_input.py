@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import pytest
 
@@ -99,3 +101,54 @@ def test_a_huge_glob_is_refused_at_once(stub, session_id: str) -> None:
         stub.ListVariables(pb.ListVariablesRequest(session_id=session_id, pattern="[a-" * 30000), timeout=5)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "at most 512" in (refused.value.details() or "")
+
+
+def _open_watch(channel: grpc.Channel, session_id: str) -> Any:
+    """A watch stream that is open and caught up (its first event has arrived)."""
+    call = pb_grpc.UnifiedBridgeStub(channel).WatchSession(pb.WatchSessionRequest(session_id=session_id))
+    next(call)
+    return call
+
+
+def _refused_watch(channel: grpc.Channel, session_id: str) -> grpc.RpcError:
+    call = pb_grpc.UnifiedBridgeStub(channel).WatchSession(pb.WatchSessionRequest(session_id=session_id))
+    with pytest.raises(grpc.RpcError) as refused:
+        next(call)
+    return refused.value
+
+
+def test_watch_streams_are_limited_per_connection_and_per_frontend(frontend_factory, session_id) -> None:
+    limited = frontend_factory(max_watch_streams=5, max_watch_streams_per_connection=3)
+    # Two connections (channels to one target share a connection unless told otherwise).
+    own = [("grpc.use_local_subchannel_pool", 1)]
+    first = grpc.insecure_channel(limited.target, options=own)
+    second = grpc.insecure_channel(limited.target, options=own)
+    with first, second:
+        create_session(pb_grpc.UnifiedBridgeStub(first), session_id)
+        on_first = [_open_watch(first, session_id) for _ in range(3)]
+        past_connection = _refused_watch(first, session_id)
+        assert past_connection.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "this connection already holds 3 watch streams" in (past_connection.details() or "")
+        on_second = [_open_watch(second, session_id) for _ in range(2)]
+        past_frontend = _refused_watch(second, session_id)
+        assert past_frontend.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "this frontend already holds 5 watch streams" in (past_frontend.details() or "")
+        # A closed stream frees its slot; other calls were never held up.
+        on_first.pop().cancel()
+        stub = pb_grpc.UnifiedBridgeStub(first)
+        assert (
+            stub.GetSession(pb.GetSessionRequest(session_id=session_id), timeout=5).session_id == session_id
+        )
+
+        def reopened() -> bool:
+            try:
+                on_first.append(_open_watch(first, session_id))
+            except grpc.RpcError:
+                return False
+            return True
+
+        from bridge_server.testing import wait_until
+
+        wait_until(reopened, "a slot freed by a closed stream")
+        for call in on_first + on_second:
+            call.cancel()
