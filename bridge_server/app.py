@@ -36,7 +36,7 @@ class BridgeServer:
         self.settings = settings
         self.redis = connect_storage(settings)
         self.store = VariableStore(self.redis, settings)
-        self.hub = EventHub(self.redis, settings.max_watch_queue)
+        self.hub = EventHub(self.redis, settings.max_watch_queue, settings.redis_timeout_seconds)
         self.metrics = Metrics()
         self.health = HealthMonitor(
             self.redis, settings.health_check_interval_seconds, settings.redis_timeout_seconds, self.metrics

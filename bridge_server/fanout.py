@@ -50,9 +50,12 @@ class Subscription:
 
 
 class EventHub:
-    def __init__(self, redis: Any, max_queue: int) -> None:
+    def __init__(self, redis: Any, max_queue: int, confirm_timeout: float = 5.0) -> None:
         self._pubsub = redis.pubsub()
         self._max_queue = max_queue
+        # How long a new subscription waits for Redis to confirm it (a stalled Redis would hold a
+        # watch open forever otherwise).
+        self._confirm_timeout = confirm_timeout
         self._subscriptions: dict[str, set[Subscription]] = {}
         self._confirmations: dict[str, list[asyncio.Future[None]]] = {}
         self._readers: dict[str, asyncio.Task[None]] = {}  # "" for a single Redis, else node names
@@ -78,7 +81,13 @@ class EventHub:
                 self._confirmations.pop(channel, None)
                 raise
             self._ensure_readers()
-        await confirmed
+        try:
+            await asyncio.wait_for(asyncio.shield(confirmed), self._confirm_timeout)
+        except TimeoutError:
+            await self.unsubscribe(subscription)
+            raise RedisTimeoutError(
+                f"Redis did not confirm the subscription within {self._confirm_timeout} s"
+            ) from None
         return subscription
 
     async def unsubscribe(self, subscription: Subscription) -> None:

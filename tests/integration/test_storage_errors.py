@@ -231,3 +231,26 @@ def test_a_redis_that_may_evict_keys_is_refused(
         direct.config_set("maxmemory-policy", "noeviction")
         wait_until(lambda: readiness() == health_pb2.HealthCheckResponse.SERVING, "serving again")
         create_session(stub, session_id)
+
+
+@pytest.mark.real_redis
+def test_a_watch_opened_while_redis_stalls_fails_in_time(
+    redis_process_factory, frontend_factory, session_id: str
+) -> None:
+    """A watch opened during DEBUG SLEEP used to wait as long as Redis slept; it now ends UNAVAILABLE
+    within --redis-timeout-seconds (the call's own deadline is longer: it never fires)."""
+    server = redis_process_factory("--enable-debug-command", "yes")
+    frontend = frontend_factory(redis_url=server.url, redis_timeout_seconds=0.3)
+    channel, stub = _stub_on(frontend)
+    with channel:
+        create_session(stub, session_id)
+        sleeper = threading.Thread(target=_debug_sleep, args=(server.url, 3))
+        sleeper.start()
+        try:
+            _wait_busy_sleeping(server.url)
+            call = stub.WatchSession(pb.WatchSessionRequest(session_id=session_id), timeout=2.5)
+            with pytest.raises(grpc.RpcError) as failed:
+                next(call)
+            assert failed.value.code() == grpc.StatusCode.UNAVAILABLE, failed.value.details()
+        finally:
+            sleeper.join(30)
