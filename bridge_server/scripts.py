@@ -22,6 +22,7 @@ from operator import attrgetter
 from typing import Any, Generic
 
 from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
 
 from bridge_server import contracts as c
 from bridge_server.events import EVENT_MAGIC, VALUE_DELETED, VALUE_OMITTED, EventKind
@@ -135,19 +136,36 @@ class Scripts:
     import_session: Script[c.ImportSessionArgs, c.ImportSessionStatus]
 
 
-def script_source(name: str) -> str:
-    """The script as Redis runs it: the prelude, then the file."""
-    return PRELUDE + (resources.files("bridge_server.lua") / f"{name}.lua").read_text(encoding="utf-8")
+#: Scripts that run even when Redis is full (maxmemory reached, noeviction): deletes free memory, so
+#: an operator can always make room through the API. Redis 7 reads the flag from a shebang line,
+#: which Redis-compatible stores without script flags (fakeredis) cannot parse: see `flags_supported`.
+ALLOW_OOM = frozenset({"delete_session", "delete_variable"})
+_ALLOW_OOM_SHEBANG = "#!lua flags=allow-oom\n"
 
 
-def load_scripts(redis: Any) -> Scripts:
+def script_source(name: str, *, flags: bool = True) -> str:
+    """The script as Redis runs it: its flags (if any and ``flags``), the prelude, then the file."""
+    body = PRELUDE + (resources.files("bridge_server.lua") / f"{name}.lua").read_text(encoding="utf-8")
+    return _ALLOW_OOM_SHEBANG + body if flags and name in ALLOW_OOM else body
+
+
+def load_scripts(redis: Any, *, flags: bool = True) -> Scripts:
     """Register every script with a `redis.asyncio` client (no round trip until first use)."""
     return Scripts(
         **{
-            contract.name: Script(contract, redis.register_script(script_source(contract.name)))
+            contract.name: Script(contract, redis.register_script(script_source(contract.name, flags=flags)))
             for contract in c.CONTRACTS
         }
     )
+
+
+async def flags_supported(redis: Any) -> bool:
+    """Whether the store accepts script flags (Redis 7 does; fakeredis does not)."""
+    try:  # EVAL, not SCRIPT LOAD: fakeredis only parses a script when it runs it
+        await redis.eval(_ALLOW_OOM_SHEBANG + "return 1", 0)
+    except ResponseError:
+        return False
+    return True
 
 
 async def preload_scripts(redis: Any, scripts: Scripts) -> None:

@@ -42,7 +42,7 @@ from bridge_server.model import (
     ValueReader,
     VariableRecord,
 )
-from bridge_server.scripts import load_scripts, preload_scripts
+from bridge_server.scripts import flags_supported, load_scripts, preload_scripts
 from unified_bridge._rules import (
     batch_too_large,
     check_not_id_like,
@@ -86,7 +86,7 @@ class VariableStore:
     def __init__(self, redis: Any, settings: Settings) -> None:
         self._redis = redis
         self._settings = settings
-        self._scripts = load_scripts(redis)
+        self._scripts = load_scripts(redis, flags=not settings.uses_embedded_store)
         # (session, id) -> (stored blob, Definition). A definition never changes under its id while
         # its session lives; but an import lets clients choose ids, so the key holds the session and a
         # read checks that the stored blob is still the cached one (a session deleted and imported again).
@@ -97,6 +97,10 @@ class VariableStore:
         self._activity = ActivityTracker(settings.activity_refresh_seconds, settings.definition_cache_size)
 
     async def preload_scripts(self) -> None:
+        if not await flags_supported(self._redis):
+            # A store without script flags (fakeredis behind a URL): the same scripts, unflagged.
+            # The importer's scripts carry no flags, so it keeps the ones it has.
+            self._scripts = load_scripts(self._redis, flags=False)
         await preload_scripts(self._redis, self._scripts)
 
     @property

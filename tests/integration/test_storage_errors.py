@@ -77,6 +77,10 @@ def test_a_full_redis_is_resource_exhausted(redis_process_factory, frontend_fact
         # Reads go on.
         got = stub.GetVariable(pb.GetVariableRequest(session_id=session_id, name_or_id="n"))
         assert got.version == 0
+        # Deletes go on too, so an operator can make room through the API (scripts flagged allow-oom).
+        stub.DeleteVariable(pb.DeleteVariableRequest(session_id=session_id, name_or_id="n"), timeout=10)
+        deleted = stub.DeleteSession(pb.DeleteSessionRequest(session_id=session_id), timeout=10)
+        assert deleted.deleted
 
 
 def _fill(direct: redis.Redis) -> None:

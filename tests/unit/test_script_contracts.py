@@ -13,7 +13,7 @@ import pytest
 from bridge_server import contracts
 from bridge_server.contracts import CONTRACTS, OUTCOMES, Context, UnsupportedStatusError, error_for, status_of
 from bridge_server.events import EventKind
-from bridge_server.scripts import PRELUDE, Scripts, load_scripts, script_source
+from bridge_server.scripts import ALLOW_OOM, PRELUDE, Scripts, load_scripts, script_source
 from unified_bridge.errors import (
     AlreadyExistsError,
     BridgeError,
@@ -127,8 +127,10 @@ def test_every_script_is_declared_once_and_loaded_with_the_prelude() -> None:
     for kind in EventKind:
         assert f"local EVENT_{kind.name} = {int(kind)}\n" in PRELUDE
     for contract in CONTRACTS:
-        source = script_source(contract.name)
+        source = script_source(contract.name, flags=False)
         assert source.startswith(PRELUDE)
+        flagged = script_source(contract.name)
+        assert flagged.startswith("#!lua flags=allow-oom\n") == (contract.name in ALLOW_OOM)
         body = source[len(PRELUDE) :]
         # Event kinds, the event header and the TTL refresh live in the prelude only.
         assert "'UB1" not in body
