@@ -32,20 +32,29 @@ class AsyncSessionContext(Protocol):
     def update(self, name_or_id: str, fn: Callable[[Any], Any]) -> Awaitable[Any]: ...
 
 
+_OWN = frozenset({"_ctx", "_get"})
+
+
 class VariableNamespace:
     """Attribute access to variables: ``ctx.v.lr`` reads, ``ctx.v.lr = 0.1`` writes (registering new
-    names with an inferred type), ``del ctx.v.lr`` deletes."""
+    names with an inferred type), ``del ctx.v.lr`` deletes.
 
-    __slots__ = ("_ctx",)
+    Reads go through ``__getattribute__`` rather than ``__getattr__``: the latter runs only after a
+    failed normal lookup has raised and caught an AttributeError, which made ``ctx.v.x`` ten times
+    slower than ``ctx["x"]``.
+    """
+
+    __slots__ = ("_ctx", "_get")
 
     def __init__(self, ctx: SessionContext) -> None:
         object.__setattr__(self, "_ctx", ctx)
+        object.__setattr__(self, "_get", ctx.__getitem__)
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
+    def __getattribute__(self, name: str) -> Any:
+        if name[:2] == "__" or name in _OWN:  # dunders and the namespace's own slots
+            return object.__getattribute__(self, name)
         try:
-            return self._ctx[name]
+            return object.__getattribute__(self, "_get")(name)
         except KeyError as exc:
             raise AttributeError(str(exc)) from exc
 
