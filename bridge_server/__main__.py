@@ -1,27 +1,37 @@
-"""`bridge-server` / `python -m bridge_server`: run one frontend."""
+"""`bridge-server` / `python -m bridge_server`: run one frontend.
+
+Startup failures (a bad flag, a port in use, an unknown log level) are one line on stderr and exit
+code 2 (bad settings) or 1 (could not start), never a traceback.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 
 from bridge_server.app import serve
 from bridge_server.config import Settings
+from bridge_server.logs import configure_logging
+from unified_bridge import __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if "--version" in arguments:
+        print(f"bridge-server {__version__}")
+        return 0
     try:
-        settings = Settings.from_args(argv)
+        settings = Settings.from_args(arguments)
     except ValueError as exc:
         print(f"bridge-server: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    asyncio.run(serve(settings))
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(serve(settings))
+    except OSError as exc:  # the port is taken, the address is not this host's, ...
+        print(f"bridge-server: cannot start on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -66,9 +66,12 @@ class BridgeServer:
 
     async def start(self) -> int:
         address = f"{self.settings.host}:{self.settings.port}"
-        self.port = self._server.add_insecure_port(address)
+        try:
+            self.port = self._server.add_insecure_port(address)
+        except RuntimeError:  # grpc's way of saying the bind failed
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot listen on {address}")
+            raise OSError("the port is in use, or the address is not this host's")
         try:
             await self.store.preload_scripts()
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:

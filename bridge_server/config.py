@@ -9,12 +9,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bridge_server.auth import parse_tokens
+from bridge_server.logs import LOG_FORMATS
 from unified_bridge._rules import SessionLimits
 from unified_bridge._transport import DEFAULT_MAX_MESSAGE_BYTES
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "redacted_url"]
 
 _ENV_PREFIX = "BRIDGE_"
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
 # The per-session limits have one set of defaults, shared with the SDK's local backend.
 _SESSION = SessionLimits()
 
@@ -33,6 +36,8 @@ class Settings:
     # Comma-separated bearer tokens; empty: no authentication. Kept out of repr so it is never logged.
     auth_tokens: str = dataclasses.field(default="", repr=False)
     log_level: str = "INFO"
+    # "text" for people, "json" for one JSON object per line.
+    log_format: str = "text"
     # Prometheus /metrics over HTTP on this port; 0 leaves it off (several frontends may share a host).
     metrics_port: int = 0
 
@@ -78,6 +83,15 @@ class Settings:
             )
         if self.import_chunk_size < 1:
             raise ValueError(f"import_chunk_size must be at least 1, got {self.import_chunk_size}")
+        if self.log_level.upper() not in _LOG_LEVELS:
+            raise ValueError(f"log level {self.log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
+        if self.log_format not in LOG_FORMATS:
+            raise ValueError(f"log format {self.log_format!r} is not one of {', '.join(LOG_FORMATS)}")
+        if self.redis_url is not None and self.redis_url.partition("://")[0] not in _REDIS_SCHEMES:
+            raise ValueError(
+                f"redis URL {redacted_url(self.redis_url)!r} must start with "
+                f"{' or '.join(s + '://' for s in _REDIS_SCHEMES)}"
+            )
         if self.auth_tokens and not parse_tokens(self.auth_tokens):
             # Fail closed: a setting meant to turn auth on must never leave the frontend open.
             raise ValueError(
@@ -150,3 +164,11 @@ def _parse(field: dataclasses.Field[Any], raw: str) -> Any:
     except ValueError as exc:
         name = "boolean" if kind is _parse_bool else kind.__name__
         raise ValueError(f"{_ENV_PREFIX}{field.name.upper()}={raw!r} is not a valid {name}") from exc
+
+
+def redacted_url(url: str | None) -> str:
+    """``url`` without its password, for logs and messages."""
+    if not url or "@" not in url:
+        return url or ""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"

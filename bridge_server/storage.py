@@ -10,7 +10,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from bridge_server.config import Settings
+from bridge_server.config import Settings, redacted_url
 
 __all__ = ["connect_storage", "describe_storage"]
 
@@ -55,13 +55,4 @@ def connect_storage(settings: Settings) -> Any:
 
 
 def describe_storage(settings: Settings) -> str:
-    return (
-        "embedded in-process store" if settings.uses_embedded_store else _without_password(settings.redis_url)
-    )
-
-
-def _without_password(url: str | None) -> str:
-    if not url or "@" not in url:
-        return url or ""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rpartition('@')[2]}"
+    return "embedded in-process store" if settings.uses_embedded_store else redacted_url(settings.redis_url)

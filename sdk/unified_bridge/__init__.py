@@ -7,6 +7,8 @@
 ...     ctx.update("steps", lambda n: n + 1)
 """
 
+from importlib import metadata as _metadata
+
 from unified_bridge._async_session import AsyncSessionContext
 from unified_bridge._calls import DEFAULT_TIMEOUT, RetryPolicy
 from unified_bridge._client import AsyncBridgeClient, BridgeClient, connect, connect_async
@@ -33,6 +35,11 @@ from unified_bridge.errors import (
     VersionConflictError,
 )
 from unified_bridge.types import VariableType
+
+try:
+    __version__ = _metadata.version("unified-bridge")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
 
 __all__ = [
     "DEFAULT_CACHE_TTL",

@@ -1,0 +1,69 @@
+"""bridge-server as a new user meets it: --version, and startup failures as one clear line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import subprocess
+import sys
+
+import pytest
+
+import unified_bridge
+from bridge_server.logs import configure_logging
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bridge_server", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_version() -> None:
+    done = _run("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"bridge-server {unified_bridge.__version__}"
+    assert unified_bridge.__version__ != "0+unknown"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--log-level", "LOUD"], "log level 'LOUD' is not one of"),
+        (["--log-format", "xml"], "log format 'xml' is not one of"),
+        (["--redis-url", "http://secret:pw@host:1"], "must start with redis://"),
+        (["--port", "eighty"], "invalid int value"),
+    ],
+)
+def test_bad_settings_are_one_line(args: list[str], says: str) -> None:
+    done = _run(*args)
+    assert done.returncode == 2
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "pw" not in done.stderr  # a password in a URL is never echoed
+
+
+def test_a_port_in_use_is_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _run("--host", "127.0.0.1", "--port", str(port))
+    assert done.returncode == 1
+    assert f"bridge-server: cannot start on 127.0.0.1:{port}: the port is in use" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_json_logs(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    configure_logging("INFO", "json")
+    try:
+        logging.getLogger("bridge_server.test").info("hello %s", "there")
+        entry = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+        assert entry["level"] == "INFO"
+        assert (entry["logger"], entry["message"]) == ("bridge_server.test", "hello there")
+    finally:
+        root.handlers[:] = saved[0]  # pytest's own capture handlers included
+        root.setLevel(saved[1])
