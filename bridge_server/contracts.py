@@ -116,6 +116,7 @@ class SetVariablesArgs(NamedTuple):
     now_ms: int
     atomic: int  # 0|1
     log_max_len: int
+    event_value_budget: int  # value bytes the event may carry; values past it are omitted ("read it")
 
 
 class DeleteVariableArgs(NamedTuple):

@@ -86,6 +86,9 @@ class VariableStore:
     def __init__(self, redis: Any, settings: Settings) -> None:
         self._redis = redis
         self._settings = settings
+        # What values one change event may carry: half a message, the rest is room for the changes
+        # listed without values (about 100 bytes each) and the envelope.
+        self._event_value_budget = settings.max_message_bytes // 2
         self._scripts = load_scripts(redis, flags=not settings.uses_embedded_store)
         # (session, id) -> (stored blob, Definition). A definition never changes under its id while
         # its session lives; but an import lets clients choose ids, so the key holds the session and a
@@ -422,7 +425,9 @@ class VariableStore:
             items += [ref, definition.id, "" if expected_version is None else expected_version, encoded]
         reply = await self._scripts.set_variables(
             self.keys(session_id),
-            SetVariablesArgs(_now_ms(), 1 if atomic else 0, self._settings.change_log_length),
+            SetVariablesArgs(
+                _now_ms(), 1 if atomic else 0, self._settings.change_log_length, self._event_value_budget
+            ),
             items,
         )
         values = reply.result(Context(session_id))

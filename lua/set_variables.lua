@@ -3,18 +3,21 @@
 -- Contract: SET_VARIABLES (statuses SetVariablesStatus, SetItemStatus) in bridge_server/contracts.py;
 -- prelude: bridge_server/scripts.py.
 -- KEYS: session, vars, names, log, channel
--- ARGV: now_ms, atomic (0|1), log_max_len, then per item 4 values:
+-- ARGV: now_ms, atomic (0|1), log_max_len, event_value_budget, then per item 4 values:
 --       ref, expected_id (the definition the frontend validated against), expected_version or '', value_blob
 -- Returns: {1} no session; else {0, revision_or_0, then per item: status, detail}
 --   status 0 ok (detail = new version), 1 not found, 2 definition changed (detail = current id),
 --   3 version conflict (detail = current version).
 local now, atomic, max_len = ARGV[1], ARGV[2] == '1', ARGV[3]
+-- The event carries values while they fit in the budget (a watcher's message limit); past it, a
+-- change says only "version n exists" and watchers read the value if they need it.
+local budget = tonumber(ARGV[4])
 if redis.call('EXISTS', KEYS[1]) == 0 then return {1} end
 
 -- A variable may appear more than once in a call: `after` holds its version after the earlier
 -- items, so an expected_version is compared with the version that item would really replace.
 local items, statuses, failed, after = {}, {}, false, {}
-for i = 4, #ARGV, 4 do
+for i = 5, #ARGV, 4 do
   local ref, expected_id, expected_version = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local id = redis.call('HGET', KEYS[3], ref) or ref
   local version = after[id] or redis.call('HGET', KEYS[2], 'n:' .. id)
@@ -44,7 +47,12 @@ for k, item in ipairs(items) do
     local version = redis.call('HINCRBY', KEYS[2], 'n:' .. id, 1)
     redis.call('HSET', KEYS[2], 'v:' .. id, value, 'u:' .. id, now)
     local about = redis.call('HMGET', KEYS[2], 'm:' .. id, 't:' .. id)
-    parts[#parts + 1] = ub_change(version, id, about[1], about[2], value)
+    if #value <= budget then
+      budget = budget - #value
+      parts[#parts + 1] = ub_change(version, id, about[1], about[2], value)
+    else
+      parts[#parts + 1] = ub_change(version, id, about[1], about[2], VALUE_OMITTED)
+    end
     statuses[k][2] = version
     changed = changed + 1
   end

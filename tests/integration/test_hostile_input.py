@@ -152,3 +152,31 @@ def test_watch_streams_are_limited_per_connection_and_per_frontend(frontend_fact
         wait_until(reopened, "a slot freed by a closed stream")
         for call in on_first + on_second:
             call.cancel()
+
+
+def test_a_batch_event_carries_only_the_values_that_fit(frontend_factory, session_id: str) -> None:
+    """Each value under its limit, the batch's event over the message limit: it used to break every
+    watcher of the session. Values past half a message are left out ("read it"), the event goes out."""
+    from unified_bridge import connect
+
+    small = frontend_factory(max_message_bytes=64 * 1024, max_value_bytes=20 * 1024)
+    with connect(small.target) as client, client.session(session_id) as writer:
+        for name in "abc":
+            writer.register_variable(name, "string", "")
+        watcher = pb_grpc.UnifiedBridgeStub(grpc.insecure_channel(small.target))
+        events = watcher.WatchSession(
+            pb.WatchSessionRequest(session_id=session_id, from_now=True), timeout=10
+        )
+        assert next(events).kind == pb.EVENT_KIND_CAUGHT_UP
+        big = {name: name * (19 * 1024) for name in "abc"}  # 57 KiB: the request fits, the event would not
+        assert all(writer.update_variables(big, atomic=True).values())
+        event = next(events)
+        events.cancel()
+        assert event.kind == pb.EVENT_KIND_UPDATED
+        assert [c.name for c in event.changes] == list("abc")
+        carried = [c.name for c in event.changes if c.value.WhichOneof("kind")]
+        assert carried == ["a"]  # 19 KiB of a 32 KiB budget; the others would not fit
+        assert all(c.version == 1 for c in event.changes)
+        # A context whose cache held the old values reads the new ones.
+        with client.session(session_id) as reader:
+            assert reader.get_variables(list("abc")) == big
