@@ -77,6 +77,7 @@ def test_reregistration_elsewhere_with_another_type(writer_and_reader) -> None:
     # the text without asking the server, as a cached read may return the old value until then.
     wait_until_seen(reader, writer)
     reader["morph"] = "more text"  # validated against the new definition, not the remembered one
+    wait_until_seen(writer, reader)  # the writer's cache is coherent once its stream has the write
     assert writer.get_variable("morph") == "more text"
 
 
