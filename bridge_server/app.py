@@ -14,7 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bridge_server.auth import TokenAuthInterceptor, parse_tokens
 from bridge_server.config import Settings
-from bridge_server.fanout import EventHub
+from bridge_server.fanout import EventHub, QueueBudget
 from bridge_server.handlers import add_servicer
 from bridge_server.health import SERVICE_NAME, HealthMonitor
 from bridge_server.metrics import Metrics
@@ -36,8 +36,12 @@ class BridgeServer:
         self.settings = settings
         self.redis = connect_storage(settings)
         self.store = VariableStore(self.redis, settings)
-        self.hub = EventHub(self.redis, settings.max_watch_queue, settings.redis_timeout_seconds)
+        budget = QueueBudget(
+            settings.max_watch_queue, settings.max_watch_queue_bytes, settings.max_watch_buffer_bytes
+        )
+        self.hub = EventHub(self.redis, budget, settings.redis_timeout_seconds)
         self.metrics = Metrics()
+        self.metrics.follow_watch_queues(lambda: (budget.total_bytes, budget.overflows))
         self.health = HealthMonitor(
             self.redis, settings.health_check_interval_seconds, settings.redis_timeout_seconds, self.metrics
         )

@@ -59,6 +59,10 @@ class Settings:
     import_chunk_size: int = 500
 
     max_watch_queue: int = 10_000
+    # Bytes of events queued for one watcher, and for all of a frontend's watchers together; past
+    # either, a watcher drops what it has not read and catches up from the change log instead.
+    max_watch_queue_bytes: int = 16 * 1024 * 1024
+    max_watch_buffer_bytes: int = 256 * 1024 * 1024
     # Open watch streams per frontend, and per client connection; past either: RESOURCE_EXHAUSTED.
     max_watch_streams: int = 10_000
     max_watch_streams_per_connection: int = 1000

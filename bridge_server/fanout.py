@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -19,7 +20,7 @@ from redis.asyncio.cluster import ClusterPubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["END_OF_STREAM", "RESYNC", "EventHub", "Subscription"]
+__all__ = ["END_OF_STREAM", "RESYNC", "EventHub", "QueueBudget", "Subscription"]
 
 log = logging.getLogger(__name__)
 
@@ -32,27 +33,73 @@ _READ_TIMEOUT = 1.0
 _RECONNECT_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0)
 
 
-class Subscription:
-    """One watcher's view of one session channel."""
+@dataclasses.dataclass(slots=True)
+class QueueBudget:
+    """What the watchers' queues may hold: per watcher (events and bytes) and per frontend (bytes)."""
 
-    def __init__(self, channel: str, max_queue: int) -> None:
+    max_events: int
+    max_bytes: int
+    max_total_bytes: int
+    total_bytes: int = 0
+    overflows: int = 0
+
+
+class Subscription:
+    """One watcher's view of one session channel.
+
+    Its queue is bounded by events and bytes, and all watchers' queues together by bytes. A watcher
+    that falls behind past a bound loses what it had not read and gets RESYNC instead: it goes on
+    from the change log, where it left off, without a gap (memory stays bounded, the watcher is
+    slower, nothing is lost).
+    """
+
+    def __init__(self, channel: str, budget: QueueBudget) -> None:
         self.channel = channel
         self.queue: asyncio.Queue[bytes] = asyncio.Queue()
-        self._max_queue = max_queue
+        self._budget = budget
+        self._bytes = 0
 
     def deliver(self, data: bytes) -> None:
-        if self.queue.qsize() >= self._max_queue:
-            # A slow watcher: drop what it has not read and let it catch up from the log.
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            data = RESYNC
+        budget, size = self._budget, len(data)
+        if (
+            self.queue.qsize() >= budget.max_events
+            or self._bytes + size > budget.max_bytes
+            or budget.total_bytes + size > budget.max_total_bytes
+        ):
+            self._drop_queued()
+            budget.overflows += 1
+            data, size = RESYNC, 0
         self.queue.put_nowait(data)
+        self._bytes += size
+        budget.total_bytes += size
+
+    async def get(self) -> bytes:
+        data = await self.queue.get()
+        self._bytes -= len(data)
+        self._budget.total_bytes -= len(data)
+        return data
+
+    def _drop_queued(self) -> None:
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self._budget.total_bytes -= self._bytes
+        self._bytes = 0
+
+    def end(self) -> None:
+        """The frontend is shutting down: the stream ends after what is queued (never dropped)."""
+        self.queue.put_nowait(END_OF_STREAM)
+        self._bytes += len(END_OF_STREAM)
+        self._budget.total_bytes += len(END_OF_STREAM)
+
+    def release(self) -> None:
+        """The watcher is gone: what it had queued no longer counts."""
+        self._drop_queued()
 
 
 class EventHub:
-    def __init__(self, redis: Any, max_queue: int, confirm_timeout: float = 5.0) -> None:
+    def __init__(self, redis: Any, budget: QueueBudget, confirm_timeout: float = 5.0) -> None:
         self._pubsub = redis.pubsub()
-        self._max_queue = max_queue
+        self.budget = budget
         # How long a new subscription waits for Redis to confirm it (a stalled Redis would hold a
         # watch open forever otherwise).
         self._confirm_timeout = confirm_timeout
@@ -64,7 +111,7 @@ class EventHub:
 
     async def subscribe(self, channel: str) -> Subscription:
         """Follow a channel; returns once Redis confirms, so nothing published after is missed."""
-        subscription = Subscription(channel, self._max_queue)
+        subscription = Subscription(channel, self.budget)
         async with self._lock:
             watchers = self._subscriptions.setdefault(channel, set())
             watchers.add(subscription)
@@ -91,6 +138,7 @@ class EventHub:
         return subscription
 
     async def unsubscribe(self, subscription: Subscription) -> None:
+        subscription.release()
         async with self._lock:
             watchers = self._subscriptions.get(subscription.channel)
             if watchers is None:
@@ -104,7 +152,7 @@ class EventHub:
     def end_all_streams(self) -> None:
         for watchers in self._subscriptions.values():
             for subscription in watchers:
-                subscription.queue.put_nowait(END_OF_STREAM)
+                subscription.end()
 
     async def close(self) -> None:
         self._closed = True

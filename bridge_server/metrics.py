@@ -6,6 +6,7 @@ Each frontend has its own registry, so several in one process (as in tests) neve
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -36,7 +37,22 @@ class Metrics:
         self.redis_up = Gauge(
             "bridge_redis_up", "1 while Redis answers pings, else 0.", registry=self.registry
         )
+        self.watch_queued_bytes = Gauge(
+            "bridge_watch_queued_bytes",
+            "Event bytes queued for watchers, all together.",
+            registry=self.registry,
+        )
+        self.watch_overflows = Gauge(
+            "bridge_watch_overflows",
+            "Times a watcher fell behind its queue's bounds and went on from the change log.",
+            registry=self.registry,
+        )
         self._http: tuple[WSGIServer, threading.Thread] | None = None
+
+    def follow_watch_queues(self, read: Callable[[], tuple[int, int]]) -> None:
+        """Report (queued bytes, overflows) as ``read()`` tells them, at each scrape."""
+        self.watch_queued_bytes.set_function(lambda: read()[0])
+        self.watch_overflows.set_function(lambda: read()[1])
 
     def serve(self, host: str, port: int) -> int:
         """Start the /metrics endpoint; returns the bound port."""

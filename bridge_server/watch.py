@@ -53,7 +53,7 @@ async def watch_session(
         idle = store.settings.watch_idle_check_seconds
         while True:
             try:
-                data = await asyncio.wait_for(subscription.queue.get(), timeout=idle)
+                data = await asyncio.wait_for(subscription.get(), timeout=idle)
             except TimeoutError:
                 data = RESYNC
             if data == END_OF_STREAM:

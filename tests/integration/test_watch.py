@@ -134,3 +134,39 @@ def test_slow_watcher_falls_back_to_the_log_without_gaps(frontend_factory, sessi
         finally:
             reader.close()
     assert revisions == list(range(2, 52))
+
+
+@pytest.mark.parametrize(
+    "bounds",
+    [{"max_watch_queue_bytes": 2_000}, {"max_watch_buffer_bytes": 2_000}],
+    ids=["per watcher", "per frontend"],
+)
+def test_a_watcher_past_its_byte_budget_goes_on_from_the_log(frontend_factory, session_id, bounds):
+    """Queues are bounded in bytes too (each watcher's, and all of a frontend's together): a slow
+    watcher that falls behind loses what it had queued and goes on from the change log, no gap."""
+    frontend = frontend_factory(**bounds)
+    with grpc.insecure_channel(frontend.target) as channel:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id)
+        stub.RegisterVariable(
+            pb.RegisterVariableRequest(
+                session_id=session_id, name="s", type=pb.VARIABLE_TYPE_STRING, value=pb.Value(string_value="")
+            )
+        )
+        reader = EventReader(stub, session_id, from_now=True)
+        try:
+            reader.until_caught_up()
+            for value in range(1, 41):  # 10 KB events: none fits a 2,000-byte queue
+                stub.SetVariable(
+                    pb.SetVariableRequest(
+                        session_id=session_id, name_or_id="s", value=pb.Value(string_value=f"{value:0>10000}")
+                    )
+                )
+            events = [reader.next() for _ in range(40)]
+        finally:
+            reader.close()
+    assert [event.revision for event in events] == list(range(2, 42))
+    assert events[-1].changes[0].value.string_value == f"{40:0>10000}"
+    budget = frontend.server.hub.budget
+    assert budget.overflows > 0
+    assert budget.total_bytes >= 0
