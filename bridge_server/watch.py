@@ -23,7 +23,12 @@ from unified_bridge.errors import SessionNotFoundError
 
 __all__ = ["watch_session"]
 
-_LOG_PAGE = 1000
+# Replay reads the log in pages sized by bytes, not only by count: a page holds about
+# _LOG_PAGE_BYTES of events, judged by the events of the page before (the first page is small, as
+# an event may be as large as half a message).
+_LOG_PAGE_BYTES = 4 * 1024 * 1024
+_LOG_PAGE_MAX = 1000
+_LOG_PAGE_FIRST = 16
 _MAX_RETRY_DELAY = 1.0
 
 
@@ -102,8 +107,12 @@ async def _from_log(
     store: VariableStore, session_id: str, after: int, until: int
 ) -> AsyncIterator[ChangeEvent]:
     """Events after `after` up to at least `until` from the change log, or HISTORY_GONE first."""
+    page = _LOG_PAGE_FIRST
     while after < until:
-        raws = await store.read_log(session_id, after, _LOG_PAGE)
+        raws = await store.read_log(session_id, after, page)
+        if raws:
+            average = sum(len(raw) for raw in raws) / len(raws)
+            page = max(1, min(_LOG_PAGE_MAX, int(_LOG_PAGE_BYTES / max(average, 1.0))))
         events = [decode_event(raw) for raw in raws]
         if not events or events[0].revision != after + 1:
             # Trimmed away (or the session vanished): say so, then go on from what is left.

@@ -170,3 +170,39 @@ def test_a_watcher_past_its_byte_budget_goes_on_from_the_log(frontend_factory, s
     budget = frontend.server.hub.budget
     assert budget.overflows > 0
     assert budget.total_bytes >= 0
+
+
+def test_replay_reads_the_log_in_pages_bounded_by_bytes(frontend_factory, session_id):
+    """A replay of big events reads pages of a few MiB, not 1000 events of up to half a message each."""
+    frontend = frontend_factory()
+    store = frontend.server.store
+    pages: list[int] = []
+    read_log = store.read_log
+
+    async def recording(session: str, after: int, count: int = 1000) -> list[bytes]:
+        raws = await read_log(session, after, count)
+        pages.append(sum(len(raw) for raw in raws))
+        return raws
+
+    store.read_log = recording  # type: ignore[method-assign]
+    with grpc.insecure_channel(frontend.target) as channel:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id)
+        stub.RegisterVariable(
+            pb.RegisterVariableRequest(
+                session_id=session_id, name="s", type=pb.VARIABLE_TYPE_STRING, value=pb.Value(string_value="")
+            )
+        )
+        big = "x" * (200 * 1024)
+        for _ in range(40):  # 8 MB of log
+            stub.SetVariable(
+                pb.SetVariableRequest(session_id=session_id, name_or_id="s", value=pb.Value(string_value=big))
+            )
+        reader = EventReader(stub, session_id, from_revision=0)
+        try:
+            revisions = [reader.next().revision for _ in range(41)]
+        finally:
+            reader.close()
+    assert revisions == list(range(1, 42))
+    assert len(pages) > 2
+    assert max(pages) <= 5 * 1024 * 1024
