@@ -87,6 +87,16 @@ def unary(
     return wrapper
 
 
+def _what_fits(variables: list[pb.Variable], budget: int) -> int:
+    """How many of ``variables`` (at least one) a response can carry within ``budget`` bytes."""
+    used = 0
+    for count, variable in enumerate(variables):
+        used += variable.ByteSize() + 8  # the field's tag and length
+        if used > budget and count > 0:
+            return count
+    return len(variables)
+
+
 def _value_reader(message: pb.Value) -> ValueReader:
     return lambda var_type: value_from_proto(var_type, message)
 
@@ -105,6 +115,8 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
         self.metrics = metrics
         #: Why every call is refused right now (Redis may evict keys: see bridge_server.eviction).
         self.refusal = refusal
+        # What one response may carry: the message limit less room for its envelope.
+        self._response_budget = store.settings.max_message_bytes * 3 // 4
         self.streams = streams or StreamSlots(total=10_000, per_connection=1000)
 
     # -- sessions -------------------------------------------------------------------------------
@@ -189,11 +201,14 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
     async def GetVariables(
         self, request: pb.GetVariablesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetVariablesResponse:
-        records, missing, revision = await self._store.get_many(
-            request.session_id, list(request.names_or_ids)
-        )
+        refs = list(request.names_or_ids)
+        records, missing, revision = await self._store.get_many(request.session_id, refs)
+        absent = set(missing)
+        found_refs = [ref for ref in refs if ref not in absent]
+        protos = [variable_to_proto(r) for r in records]
+        sent = _what_fits(protos, self._response_budget)
         return pb.GetVariablesResponse(
-            variables=[variable_to_proto(r) for r in records], missing=missing, revision=revision
+            variables=protos[:sent], missing=missing, revision=revision, deferred=found_refs[sent:]
         )
 
     @unary
@@ -248,7 +263,11 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
         self, request: pb.ListVariablesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListVariablesResponse:
         records = await self._store.list_variables(request.session_id, request.pattern)
-        return pb.ListVariablesResponse(variables=[variable_to_proto(r) for r in records])
+        after = request.page_token
+        protos = [variable_to_proto(r) for r in records if not after or r.definition.name > after]
+        sent = _what_fits(protos, self._response_budget)
+        more = protos[sent - 1].name if sent < len(protos) else ""
+        return pb.ListVariablesResponse(variables=protos[:sent], next_page_token=more)
 
     # -- watch ----------------------------------------------------------------------------------
 

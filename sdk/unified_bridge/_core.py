@@ -171,15 +171,20 @@ class SessionCore:
         cached = self.cache.snapshot(refs)
         if cached is not None:
             return cached
-        token = self.cache.begin_read()
-        request = pb2.GetVariablesRequest(session_id=self.session_id, names_or_ids=refs)
-        response: pb2.GetVariablesResponse = yield Rpc("GetVariables", request, True)
-        if response.missing:
-            raise VariableNotFoundError.for_ref(", ".join(response.missing))
-        # A frontend that does not say the revision (0) leaves the values of unknown age.
-        as_of = response.revision or UNKNOWN_REVISION
-        infos = [self.absorb(var, token, as_of=as_of) for var in response.variables]
-        by_key = {key: info for info in infos for key in (info.id, info.name)}
+        by_key: dict[str, VariableInfo] = {}
+        wanted = refs
+        while wanted:  # more than one call only when the values do not fit in one response
+            token = self.cache.begin_read()
+            request = pb2.GetVariablesRequest(session_id=self.session_id, names_or_ids=wanted)
+            response: pb2.GetVariablesResponse = yield Rpc("GetVariables", request, True)
+            if response.missing:
+                raise VariableNotFoundError.for_ref(", ".join(response.missing))
+            # A frontend that does not say the revision (0) leaves the values of unknown age.
+            as_of = response.revision or UNKNOWN_REVISION
+            for var in response.variables:
+                info = self.absorb(var, token, as_of=as_of)
+                by_key[info.id] = by_key[info.name] = info
+            wanted = list(response.deferred)
         for ref in refs:
             if ref not in by_key:
                 raise VariableNotFoundError.for_ref(ref)
@@ -195,10 +200,18 @@ class SessionCore:
         return True
 
     def list(self, pattern: str | None) -> Flow[list[dict[str, Any]]]:
-        token = self.cache.begin_read()
-        request = pb2.ListVariablesRequest(session_id=self.session_id, pattern=pattern or "")
-        response: pb2.ListVariablesResponse = yield Rpc("ListVariables", request, True)
-        return [self.absorb(var, token).as_dict() for var in response.variables]
+        listed: list[dict[str, Any]] = []
+        page = ""
+        while True:  # one page unless the variables do not fit in one response
+            token = self.cache.begin_read()
+            request = pb2.ListVariablesRequest(
+                session_id=self.session_id, pattern=pattern or "", page_token=page
+            )
+            response: pb2.ListVariablesResponse = yield Rpc("ListVariables", request, True)
+            listed.extend(self.absorb(var, token).as_dict() for var in response.variables)
+            page = response.next_page_token
+            if not page:
+                return listed
 
     def definition(self, ref: str) -> Flow[tuple[Definition, bool]]:
         """The definition of ``ref`` and whether it came from memory (and so may be stale by name)."""

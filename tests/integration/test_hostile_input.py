@@ -180,3 +180,25 @@ def test_a_batch_event_carries_only_the_values_that_fit(frontend_factory, sessio
         # A context whose cache held the old values reads the new ones.
         with client.session(session_id) as reader:
             assert reader.get_variables(list("abc")) == big
+
+
+def test_responses_page_by_bytes(frontend_factory, session_id: str) -> None:
+    """Each value under its limit, all of them over the message limit: GetVariables and
+    ListVariables used to fail. A full response now says what follows; the SDK asks for it."""
+    from unified_bridge import connect
+
+    small = frontend_factory(max_message_bytes=256 * 1024, max_value_bytes=100 * 1024)
+    values = {f"v{i}": str(i) * (90 * 1024) for i in range(10)}  # 900 KiB in all
+    with connect(small.target) as client, client.session(session_id, cache=False) as ctx:
+        for name, value in values.items():
+            ctx.register_variable(name, "string", value)
+        stub = pb_grpc.UnifiedBridgeStub(grpc.insecure_channel(small.target))
+        first = stub.ListVariables(pb.ListVariablesRequest(session_id=session_id), timeout=10)
+        assert 0 < len(first.variables) < 10
+        assert first.next_page_token == first.variables[-1].name
+        batch = stub.GetVariables(pb.GetVariablesRequest(session_id=session_id, names_or_ids=list(values)))
+        assert 0 < len(batch.variables) < 10
+        assert list(batch.deferred) == list(values)[len(batch.variables) :]
+        assert {v["name"]: v["value"] for v in ctx.list_variables()} == values
+        assert ctx.get_variables(list(values)) == values
+        assert [v["name"] for v in ctx.list_variables("v[2-4]")] == ["v2", "v3", "v4"]

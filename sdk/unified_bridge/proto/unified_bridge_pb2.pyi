@@ -851,6 +851,7 @@ class GetVariablesResponse(_message.Message):
     VARIABLES_FIELD_NUMBER: _builtins.int
     MISSING_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
+    DEFERRED_FIELD_NUMBER: _builtins.int
     revision: _builtins.int
     """The session revision every returned value is the state at: the variables are read atomically."""
     @_builtins.property
@@ -861,16 +862,23 @@ class GetVariablesResponse(_message.Message):
     def missing(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """requested names or ids that do not exist"""
 
+    @_builtins.property
+    def deferred(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Found but not sent, because the response was full (it stays under the message limit): ask for
+        them again. Values of another call may be of another revision.
+        """
+
     def __init__(
         self,
         *,
         variables: _abc.Iterable[Global___Variable] | None = ...,
         missing: _abc.Iterable[_builtins.str] | None = ...,
         revision: _builtins.int = ...,
+        deferred: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["missing", b"missing", "revision", b"revision", "variables", b"variables"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deferred", b"deferred", "missing", b"missing", "revision", b"revision", "variables", b"variables"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1121,18 +1129,22 @@ class ListVariablesRequest(_message.Message):
 
     SESSION_ID_FIELD_NUMBER: _builtins.int
     PATTERN_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     pattern: _builtins.str
     """glob on names (fnmatch syntax); empty: all"""
+    page_token: _builtins.str
+    """from the previous response's next_page_token; empty: from the start"""
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
         pattern: _builtins.str = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["pattern", b"pattern", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_token", b"page_token", "pattern", b"pattern", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1143,6 +1155,11 @@ class ListVariablesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     VARIABLES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Non-empty when the response was full (it stays under the message limit): pass it as page_token
+    for the variables that follow.
+    """
     @_builtins.property
     def variables(self) -> _containers.RepeatedCompositeFieldContainer[Global___Variable]:
         """sorted by name"""
@@ -1151,10 +1168,11 @@ class ListVariablesResponse(_message.Message):
         self,
         *,
         variables: _abc.Iterable[Global___Variable] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["variables", b"variables"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "variables", b"variables"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
