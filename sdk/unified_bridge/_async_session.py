@@ -26,7 +26,7 @@ from unified_bridge._models import ChangeEvent
 from unified_bridge._proxy import AsyncVariableProxy, BatchUpdater
 from unified_bridge._session import ttl_seconds
 from unified_bridge._transport import AsyncTransport
-from unified_bridge._watch import StreamBackoff, TaskFollower, WatchCursor, aiter_changes
+from unified_bridge._watch import MIN_OPEN_TIMEOUT, StreamBackoff, TaskFollower, WatchCursor, aiter_changes
 from unified_bridge.errors import BridgeError
 from unified_bridge.types import VariableType, validate_session_id
 
@@ -88,7 +88,7 @@ class AsyncSessionContext:
         self._lookup = self._core.cache.lookup
         self._session_args = (ttl, dict(metadata or {}))
         self._cache_enabled = cache
-        self._backoff = stream_backoff or StreamBackoff()
+        self._backoff = stream_backoff or StreamBackoff(open_timeout=max(timeout, MIN_OPEN_TIMEOUT))
         self._follower: TaskFollower | None = None
         self._started = False
         self._start_lock: asyncio.Lock | None = None
@@ -241,7 +241,7 @@ class AsyncSessionContext:
             self.session_id,
             self._core.revision if from_revision is None else from_revision,
             len(self._transport.watch_target_names),
-            StreamBackoff(),
+            StreamBackoff(open_timeout=max(self._timeout, MIN_OPEN_TIMEOUT)),
         )
         wanted = None if names is None else frozenset(names)
         async for event in aiter_changes(self._transport.watch_stub, cursor, wanted):

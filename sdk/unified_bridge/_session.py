@@ -25,7 +25,7 @@ from unified_bridge._core import DEFAULT_CACHE_TTL, DEFAULT_UPDATE_ATTEMPTS, Ses
 from unified_bridge._models import ChangeEvent
 from unified_bridge._proxy import BatchUpdater, VariableNamespace, VariableProxy
 from unified_bridge._transport import SyncTransport
-from unified_bridge._watch import StreamBackoff, ThreadFollower, WatchCursor, iter_changes
+from unified_bridge._watch import MIN_OPEN_TIMEOUT, StreamBackoff, ThreadFollower, WatchCursor, iter_changes
 from unified_bridge.errors import BridgeError, ValidationError
 from unified_bridge.types import VariableType, validate_session_id
 
@@ -85,7 +85,9 @@ class SessionContext:
         self._owns_transport = owns_transport
         self._run(self._core.create_session(ttl, metadata))
         if cache:
-            self._start_follower(stream_backoff or StreamBackoff(), wait=True)
+            self._start_follower(
+                stream_backoff or StreamBackoff(open_timeout=max(timeout, MIN_OPEN_TIMEOUT)), wait=True
+            )
 
     @classmethod
     def _attached(
@@ -106,7 +108,7 @@ class SessionContext:
         ctx._owns_transport = False
         ctx._core.note_revision(revision)
         if cache:
-            ctx._start_follower(StreamBackoff(), wait=False)
+            ctx._start_follower(StreamBackoff(open_timeout=max(timeout, MIN_OPEN_TIMEOUT)), wait=False)
         return ctx
 
     def _setup(
@@ -229,7 +231,7 @@ class SessionContext:
             self.session_id,
             self._core.revision if from_revision is None else from_revision,
             len(self._transport.watch_target_names),
-            StreamBackoff(),
+            StreamBackoff(open_timeout=max(self._timeout, MIN_OPEN_TIMEOUT)),
         )
         return iter_changes(self._transport.watch_stub, cursor, None if names is None else frozenset(names))
 

@@ -33,6 +33,7 @@ from unified_bridge.errors import BridgeError, SessionNotFoundError
 from unified_bridge.proto import unified_bridge_pb2 as pb2
 
 __all__ = [
+    "MIN_OPEN_TIMEOUT",
     "StreamBackoff",
     "TaskFollower",
     "ThreadFollower",
@@ -46,13 +47,21 @@ __all__ = [
 logger = logging.getLogger("unified_bridge")
 
 
+#: The shortest open deadline a context gives its streams, whatever its call timeout: a replay may
+#: take a moment on a loaded machine, and a too eager deadline would only reconnect again and again.
+MIN_OPEN_TIMEOUT = 2.0
+
+
 @dataclass(frozen=True, slots=True)
 class StreamBackoff:
-    """Capped exponential backoff (with jitter) between reconnections of a watch stream."""
+    """How a watch stream reconnects: capped exponential backoff (with jitter) between attempts, and
+    how long a new stream may take to send its first event before it counts as lost (a frontend
+    that accepted the stream but hangs is left for the next one)."""
 
     initial: float = 0.02
     maximum: float = 2.0
     multiplier: float = 2.0
+    open_timeout: float = 10.0
 
     def delay(self, failures: int) -> float:
         return backoff_delay(failures, self.initial, self.maximum, self.multiplier)
@@ -78,6 +87,7 @@ class WatchCursor:
         self.target = random.randrange(targets) if targets > 1 else 0
         self._targets = targets
         self._backoff = backoff
+        self.open_timeout = backoff.open_timeout
 
     def request(self) -> pb2.WatchSessionRequest:
         self.caught_up = False
@@ -138,8 +148,12 @@ def stream_events(
         if call is None:
             return
         failure: BaseException | None = None
+        opening = threading.Timer(cursor.open_timeout, call.cancel)  # no first event: lost
+        opening.daemon = True
+        opening.start()
         try:
             for event in call:
+                opening.cancel()
                 if cursor.is_duplicate(event):
                     continue
                 apply(event)
@@ -153,6 +167,7 @@ def stream_events(
             logger.exception("session %s: error while following the change stream", cursor.session_id)
             failure = exc
         finally:
+            opening.cancel()
             call.cancel()
         delay = lost(failure)
         if delay is None:
@@ -169,8 +184,16 @@ async def astream_events(
         if call is None:
             return
         failure: BaseException | None = None
+        gave_up: list[bool] = []
+
+        def give_up(call: Any = call, gave_up: list[bool] = gave_up) -> None:
+            gave_up.append(True)
+            call.cancel()
+
+        opening = asyncio.get_running_loop().call_later(cursor.open_timeout, give_up)
         try:
             async for event in call:
+                opening.cancel()
                 if cursor.is_duplicate(event):
                     continue
                 apply(event)
@@ -180,10 +203,15 @@ async def astream_events(
                     return
         except grpc.RpcError as exc:
             failure = exc
+        except asyncio.CancelledError:
+            if not gave_up:
+                raise  # the task itself is cancelled
+            failure = TimeoutError(f"no event within {cursor.open_timeout} s of opening the stream")
         except Exception as exc:
             logger.exception("session %s: error while following the change stream", cursor.session_id)
             failure = exc
         finally:
+            opening.cancel()
             call.cancel()
         delay = lost(failure)
         if delay is None:
