@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -9,12 +10,62 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import MaxConnectionsError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bridge_server.config import Settings, redacted_url
 
 __all__ = ["connect_storage", "describe_storage"]
 
 log = logging.getLogger(__name__)
+
+
+class WaitingConnectionPool(aioredis.ConnectionPool):
+    """Past ``max_connections`` a command waits for a connection (up to ``wait_timeout``) instead of
+    failing with "Too many connections"; while there is room it costs what the plain pool costs.
+
+    redis-py's BlockingConnectionPool waits too, but measured 10-25 us more per command here (it
+    takes a condition and a timeout on every command, room or not).
+    """
+
+    def __init__(self, *, wait_timeout: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._wait_timeout = wait_timeout
+        self._released: asyncio.Condition | None = None  # made on first need, in the running loop
+
+    def _has_room(self) -> bool:
+        return bool(self._available_connections) or len(self._in_use_connections) < self.max_connections
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except MaxConnectionsError:
+            pass
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._wait_timeout
+        if self._released is None:
+            self._released = asyncio.Condition()
+        while True:
+            async with self._released:
+                if not self._has_room():  # checked and waited for without a gap: no wakeup is missed
+                    remaining = deadline - loop.time()
+                    try:
+                        await asyncio.wait_for(self._released.wait(), max(remaining, 0))
+                    except TimeoutError:
+                        raise RedisTimeoutError(
+                            f"no connection to Redis came free within {self._wait_timeout} s "
+                            f"({self.max_connections} in use)"
+                        ) from None
+            try:
+                return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+            except MaxConnectionsError:
+                continue
+
+    async def release(self, connection: Any) -> None:
+        await super().release(connection)
+        if self._released is not None:
+            async with self._released:
+                self._released.notify()
 
 
 def connect_storage(settings: Settings) -> Any:
@@ -40,12 +91,10 @@ def connect_storage(settings: Settings) -> Any:
             socket_connect_timeout=settings.redis_timeout_seconds,
             retry=Retry(NoBackoff(), 0),
         )
-    # A blocking pool: past max_connections commands wait (up to the Redis timeout) for a connection
-    # instead of failing with "Too many connections".
-    pool = aioredis.BlockingConnectionPool.from_url(
+    pool = WaitingConnectionPool.from_url(
         settings.redis_url,
         max_connections=settings.redis_max_connections,
-        timeout=settings.redis_timeout_seconds,
+        wait_timeout=settings.redis_timeout_seconds,
         socket_timeout=settings.redis_timeout_seconds,
         socket_connect_timeout=settings.redis_timeout_seconds,
         retry=Retry(NoBackoff(), 0),
