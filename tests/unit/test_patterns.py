@@ -40,3 +40,13 @@ def test_ordinary_patterns_still_work(pattern: str, good: str, bad: str) -> None
     assert normalize_value(VariableType.STRING, good, constraints) == good
     with pytest.raises(ValidationError, match="pattern"):
         normalize_value(VariableType.STRING, bad, constraints)
+
+
+def test_compiled_patterns_are_kept_within_a_byte_budget() -> None:
+    from unified_bridge._patterns import _CompiledPatterns
+
+    cache = _CompiledPatterns(budget=3 * (2048 + 256 * 10_000))  # room for three of the largest
+    for n in range(10):
+        cache.get(f"([ab]{{100}}){{100}}x{n}")  # each unfolds into ~10,000 elements
+    assert cache.used_bytes <= 3 * (2048 + 256 * 10_000)
+    assert cache.get("x{3}").search("xxx")  # small ones still fit, and work
