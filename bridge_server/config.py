@@ -54,6 +54,8 @@ class Settings:
     max_metadata_bytes: int = _SESSION.max_metadata_bytes
     max_description_length: int = _SESSION.max_description_length
     change_log_length: int = _SESSION.change_log_length
+    # What one session's change log may hold in bytes; past it (or past its length) the oldest go.
+    change_log_bytes: int = 64 * 1024 * 1024
     # An import of more variables than this is staged in chunks of this many (one script each), so
     # no single script blocks Redis for long; then one short script commits it.
     import_chunk_size: int = 500

@@ -42,10 +42,26 @@ end
 local function ub_event(kind, rev, now, count, body)
   return table.concat({EVENT_MAGIC, ' ', rev, ' ', kind, ' ', now, ' ', count, '\\n', body})
 end
--- Append to the capped change log (stream id = revision) and publish live.
+-- Append to the change log (stream id = revision) and publish live. The log keeps at most
+-- `max_len` events and LOG_MAX_BYTES bytes of them (the session hash's `log_bytes` counts them):
+-- past either, the oldest go (never the one just added).
 local function ub_emit(event, rev, max_len)
-  redis.call('XADD', KEYS[4], 'MAXLEN', max_len, rev .. '-0', 'e', event)
+  local id = rev .. '-0'
+  redis.call('XADD', KEYS[4], id, 'e', event)
   redis.call('SPUBLISH', KEYS[5], event)
+  local bytes = redis.call('HINCRBY', KEYS[1], 'log_bytes', #event)
+  local length = redis.call('XLEN', KEYS[4])
+  max_len = tonumber(max_len)
+  if length > max_len or bytes > LOG_MAX_BYTES then
+    -- Drop the oldest one by one (XTRIM, which frees them, unlike XDEL's tombstones that later
+    -- reads would wade through), counting what they held.
+    while length > 1 and (length > max_len or bytes > LOG_MAX_BYTES) do
+      local oldest = redis.call('XRANGE', KEYS[4], '-', '+', 'COUNT', 1)[1]
+      bytes, length = bytes - #oldest[2][2], length - 1
+      redis.call('XTRIM', KEYS[4], 'MAXLEN', length)
+    end
+    redis.call('HSET', KEYS[1], 'log_bytes', bytes)
+  end
 end
 -- Refresh the TTL of the session's stored keys (KEYS[1..4]); without `ttl`, the session's own.
 local function ub_refresh(ttl)
@@ -73,8 +89,13 @@ end
 """
 
 
-def _prelude() -> str:
+#: The default of --change-log-bytes: what one session's change log may hold.
+DEFAULT_LOG_MAX_BYTES = 64 * 1024 * 1024
+
+
+def _prelude(log_max_bytes: int = DEFAULT_LOG_MAX_BYTES) -> str:
     lines = ["-- Prelude (bridge_server/scripts.py): constants from Python, the end of every mutation."]
+    lines.append(f"local LOG_MAX_BYTES = {int(log_max_bytes)}")
     lines += [f"local EVENT_{kind.name} = {int(kind)}" for kind in EventKind]
     lines.append(f"local EVENT_MAGIC = '{EVENT_MAGIC.decode()}'")
     lines.append(f"local VALUE_DELETED, VALUE_OMITTED = {VALUE_DELETED}, {VALUE_OMITTED}")
@@ -143,17 +164,21 @@ ALLOW_OOM = frozenset({"delete_session", "delete_variable"})
 _ALLOW_OOM_SHEBANG = "#!lua flags=allow-oom\n"
 
 
-def script_source(name: str, *, flags: bool = True) -> str:
+def script_source(name: str, *, flags: bool = True, log_max_bytes: int = DEFAULT_LOG_MAX_BYTES) -> str:
     """The script as Redis runs it: its flags (if any and ``flags``), the prelude, then the file."""
-    body = PRELUDE + (resources.files("bridge_server.lua") / f"{name}.lua").read_text(encoding="utf-8")
+    prelude = PRELUDE if log_max_bytes == DEFAULT_LOG_MAX_BYTES else _prelude(log_max_bytes)
+    body = prelude + (resources.files("bridge_server.lua") / f"{name}.lua").read_text(encoding="utf-8")
     return _ALLOW_OOM_SHEBANG + body if flags and name in ALLOW_OOM else body
 
 
-def load_scripts(redis: Any, *, flags: bool = True) -> Scripts:
+def load_scripts(redis: Any, *, flags: bool = True, log_max_bytes: int = DEFAULT_LOG_MAX_BYTES) -> Scripts:
     """Register every script with a `redis.asyncio` client (no round trip until first use)."""
     return Scripts(
         **{
-            contract.name: Script(contract, redis.register_script(script_source(contract.name, flags=flags)))
+            contract.name: Script(
+                contract,
+                redis.register_script(script_source(contract.name, flags=flags, log_max_bytes=log_max_bytes)),
+            )
             for contract in c.CONTRACTS
         }
     )

@@ -89,7 +89,9 @@ class VariableStore:
         # What values one change event may carry: half a message, the rest is room for the changes
         # listed without values (about 100 bytes each) and the envelope.
         self._event_value_budget = settings.max_message_bytes // 2
-        self._scripts = load_scripts(redis, flags=not settings.uses_embedded_store)
+        self._scripts = load_scripts(
+            redis, flags=not settings.uses_embedded_store, log_max_bytes=settings.change_log_bytes
+        )
         # (session, id) -> (stored blob, Definition). A definition never changes under its id while
         # its session lives; but an import lets clients choose ids, so the key holds the session and a
         # read checks that the stored blob is still the cached one (a session deleted and imported again).
@@ -103,7 +105,9 @@ class VariableStore:
         if not await flags_supported(self._redis):
             # A store without script flags (fakeredis behind a URL): the same scripts, unflagged.
             # The importer's scripts carry no flags, so it keeps the ones it has.
-            self._scripts = load_scripts(self._redis, flags=False)
+            self._scripts = load_scripts(
+                self._redis, flags=False, log_max_bytes=self._settings.change_log_bytes
+            )
         await preload_scripts(self._redis, self._scripts)
 
     @property

@@ -206,3 +206,41 @@ def test_replay_reads_the_log_in_pages_bounded_by_bytes(frontend_factory, sessio
     assert revisions == list(range(1, 42))
     assert len(pages) > 2
     assert max(pages) <= 5 * 1024 * 1024
+
+
+def test_the_change_log_is_bounded_in_bytes(frontend_factory, redis_url, session_id):
+    """--change-log-bytes bounds a session's log as --change-log-length does its count: the oldest
+    events go, and a watcher from further back is told HISTORY_GONE."""
+    import redis as redis_client
+
+    from bridge_server.keys import session_keys
+
+    frontend = frontend_factory(change_log_bytes=50_000)
+    with grpc.insecure_channel(frontend.target) as channel:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id)
+        stub.RegisterVariable(
+            pb.RegisterVariableRequest(
+                session_id=session_id, name="s", type=pb.VARIABLE_TYPE_STRING, value=pb.Value(string_value="")
+            )
+        )
+        for value in range(1, 21):  # 20 events of ~10 KB: 200 KB, four times the log's bytes
+            stub.SetVariable(
+                pb.SetVariableRequest(
+                    session_id=session_id, name_or_id="s", value=pb.Value(string_value=f"{value:0>10000}")
+                )
+            )
+        keys = session_keys("ub", session_id)
+        with redis_client.Redis.from_url(redis_url) as direct:
+            kept = direct.xlen(keys.log)
+            logged = int(direct.hget(keys.session, "log_bytes"))
+        assert 1 <= kept <= 5
+        assert logged <= 50_000
+        reader = EventReader(stub, session_id, from_revision=0)
+        try:
+            gone = reader.next()
+            rest = [reader.next() for _ in range(kept)]
+        finally:
+            reader.close()
+    assert gone.kind == pb.EVENT_KIND_HISTORY_GONE
+    assert [event.revision for event in rest] == list(range(22 - kept, 22))
