@@ -313,10 +313,30 @@ class VariableBindingMixin:
 
 
 class _PerCallSettings(VariableBindingMixin):
-    """For modules whose ``forward(**kwargs)`` reaches a Predict: the settings go in as its per-call
-    ``config`` and ``lm``."""
+    """For modules built from a signature whose ``forward(**kwargs)`` reaches a Predict: the
+    settings go in as its per-call ``config`` and ``lm``."""
 
     _ub_per_call_config = True
+
+    def __init__(
+        self,
+        signature: Any,
+        *,
+        session_context: Any,
+        bindings: Mapping[str, str] | None = None,
+        auto_bind: bool = True,
+        models: Mapping[str, Any] | None = None,
+        model_variable: str = "model",
+        **config: Any,
+    ) -> None:
+        super().__init__(signature, **config)  # type: ignore[call-arg]  # the DSPy module's
+        self._init_bindings(
+            session_context,
+            bindings=bindings,
+            auto_bind=auto_bind,
+            models=models,
+            model_variable=model_variable,
+        )
 
     def forward(self, **kwargs: Any) -> Any:
         return super().forward(**self._with_settings(self.read_bindings(), kwargs))  # type: ignore[misc]
@@ -334,49 +354,9 @@ class VariableAwarePredict(_PerCallSettings, dspy.Predict):  # type: ignore[misc
     {'temperature': 'temperature'}
     """
 
-    def __init__(
-        self,
-        signature: Any,
-        *,
-        session_context: Any,
-        bindings: Mapping[str, str] | None = None,
-        auto_bind: bool = True,
-        models: Mapping[str, Any] | None = None,
-        model_variable: str = "model",
-        **config: Any,
-    ) -> None:
-        super().__init__(signature, **config)
-        self._init_bindings(
-            session_context,
-            bindings=bindings,
-            auto_bind=auto_bind,
-            models=models,
-            model_variable=model_variable,
-        )
-
 
 class VariableAwareChainOfThought(_PerCallSettings, dspy.ChainOfThought):  # type: ignore[misc]
     """``dspy.ChainOfThought`` whose LM settings follow session variables."""
-
-    def __init__(
-        self,
-        signature: Any,
-        *,
-        session_context: Any,
-        bindings: Mapping[str, str] | None = None,
-        auto_bind: bool = True,
-        models: Mapping[str, Any] | None = None,
-        model_variable: str = "model",
-        **config: Any,
-    ) -> None:
-        super().__init__(signature, **config)
-        self._init_bindings(
-            session_context,
-            bindings=bindings,
-            auto_bind=auto_bind,
-            models=models,
-            model_variable=model_variable,
-        )
 
 
 def _lm_for(settings: Mapping[str, Any], chosen: Any) -> Any:
