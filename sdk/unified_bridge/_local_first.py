@@ -14,19 +14,20 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from threading import get_ident
-from types import MappingProxyType, TracebackType
+from types import TracebackType
 from typing import Any
 
 from unified_bridge._client import BridgeClient, connect
 from unified_bridge._core import DEFAULT_CACHE_TTL, DEFAULT_UPDATE_ATTEMPTS
+from unified_bridge._local_first_base import LocalFirstBase
 from unified_bridge._local_session import LocalSessionContext, iter_local_changes
-from unified_bridge._local_store import LocalStore, WatchPosition
+from unified_bridge._local_store import WatchPosition
 from unified_bridge._models import ChangeEvent
 from unified_bridge._proxy import BatchUpdater, VariableNamespace, VariableProxy
 from unified_bridge._rules import SessionLimits
 from unified_bridge._session import SessionContext
-from unified_bridge._switch import BackendStatus, PendingImport, SwitchLog, needs_bridge, next_import
-from unified_bridge.errors import BridgeError, ValidationError
+from unified_bridge._switch import needs_bridge, next_import
+from unified_bridge.errors import BridgeError
 from unified_bridge.types import VariableType
 
 __all__ = ["Bridge", "LocalFirstContext", "local_first"]
@@ -105,7 +106,7 @@ class WriteGate:
                 self._changed.notify_all()
 
 
-class LocalFirstContext:
+class LocalFirstContext(LocalFirstBase[BridgeClient]):
     """A session that starts in process, at dictionary speed, and moves to the bridge when it must be
     shared, keeping every value, id, version, constraint and piece of metadata.
 
@@ -132,20 +133,11 @@ class LocalFirstContext:
         cache: bool = True,
         cache_ttl: timedelta | float = DEFAULT_CACHE_TTL,
     ) -> None:
-        self._store = LocalStore(session_id, metadata=metadata, limits=limits)
+        self._init_state(session_id, bridge, metadata, limits, ttl, cache, cache_ttl)
         self._active: LocalSessionContext | SessionContext = LocalSessionContext._over(self._store)
         # ctx[name] = value, bound once per backend: the local store's own, skipping a layer.
         self._set_item: Callable[[str, Any], None] = self._store.set_item
-        self._bridge = bridge
-        self._client: BridgeClient | None = None
-        self._owns_client = False
-        self._ttl = ttl
-        self._cache = cache
-        self._cache_ttl = cache_ttl
         self._gate = WriteGate()
-        self._log = SwitchLog()
-        self._pending: PendingImport | None = None
-        self._programs: dict[str, Any] = {}
         self.v = VariableNamespace(self)
         if start_bridged:
             client = self._client_for(None)
@@ -159,34 +151,15 @@ class LocalFirstContext:
 
     # --- the backend -----------------------------------------------------------------------------
 
-    @property
-    def backend(self) -> BackendStatus:
-        """``kind`` ("local" or "bridged"), switches, failed switches, the last switch's duration and
-        error, and every attempt."""
-        return self._log.status()
+    _client_class = BridgeClient
 
-    @property
-    def is_bridged(self) -> bool:
-        return self._log.kind == "bridged"
-
-    @property
-    def programs(self) -> Mapping[str, Any]:
-        """The programs registered with :meth:`register_program`, by name."""
-        return MappingProxyType(dict(self._programs))
+    def _connect(self, target: Any) -> BridgeClient:
+        return connect(target)
 
     def _client_for(self, bridge: Bridge | None) -> BridgeClient:
-        if bridge is None and self._client is not None:
-            return self._client
-        target = bridge if bridge is not None else self._bridge
-        if target is None:
-            raise ValidationError("no bridge to move to: pass bridge= (a client or 'host:port')")
-        if isinstance(target, BridgeClient):
-            client, owned = target, False
-        else:
-            client, owned = connect(target), True
-        if self._owns_client and self._client is not None and self._client is not client:
-            self._client.close()
-        self._client, self._owns_client = client, owned
+        client, replaced = self._choose_client(bridge)
+        if replaced is not None:
+            replaced.close()
         return client
 
     def ensure_bridged(self, bridge: Bridge | None = None, timeout: float | None = None) -> None:
@@ -245,10 +218,6 @@ class LocalFirstContext:
             return operation(self._active)
         finally:
             gate.leave()
-
-    @property
-    def session_id(self) -> str:
-        return self._store.session_id
 
     @property
     def revision(self) -> int:
@@ -380,9 +349,8 @@ class LocalFirstContext:
     def close(self) -> None:
         self._active.close()
         self._store.retire(close=True)
-        if self._owns_client and self._client is not None:
-            self._client.close()
-            self._client = None
+        if (owned := self._owned_client()) is not None:
+            owned.close()
 
     def __enter__(self) -> LocalFirstContext:
         return self

@@ -11,19 +11,20 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from types import MappingProxyType, TracebackType
+from types import TracebackType
 from typing import Any
 
 from unified_bridge._async_session import AsyncSessionContext, not_pending
 from unified_bridge._client import AsyncBridgeClient, connect_async
 from unified_bridge._core import DEFAULT_CACHE_TTL, DEFAULT_UPDATE_ATTEMPTS
 from unified_bridge._local_async import AsyncLocalSessionContext, aiter_local_changes
-from unified_bridge._local_store import LocalStore, WatchPosition
+from unified_bridge._local_first_base import LocalFirstBase
+from unified_bridge._local_store import WatchPosition
 from unified_bridge._models import ChangeEvent
 from unified_bridge._proxy import AsyncVariableProxy, BatchUpdater
 from unified_bridge._rules import SessionLimits
-from unified_bridge._switch import BackendStatus, PendingImport, SwitchLog, needs_bridge, next_import
-from unified_bridge.errors import BridgeError, ValidationError
+from unified_bridge._switch import needs_bridge, next_import
+from unified_bridge.errors import BridgeError
 from unified_bridge.types import VariableType
 
 __all__ = ["AsyncBridge", "AsyncLocalFirstContext", "local_first_async"]
@@ -77,7 +78,7 @@ class AsyncWriteGate:
             self._opened.set()
 
 
-class AsyncLocalFirstContext:
+class AsyncLocalFirstContext(LocalFirstBase[AsyncBridgeClient]):
     """A session that starts in process and moves to the bridge when it must be shared (asyncio).
 
     >>> async with AsyncLocalFirstContext(bridge="127.0.0.1:50051") as ctx:   # doctest: +SKIP
@@ -97,25 +98,15 @@ class AsyncLocalFirstContext:
         cache: bool = True,
         cache_ttl: timedelta | float = DEFAULT_CACHE_TTL,
     ) -> None:
-        self._store = LocalStore(session_id, metadata=metadata, limits=limits)
+        self._init_state(session_id, bridge, metadata, limits, ttl, cache, cache_ttl)
         self._active: _Active = AsyncLocalSessionContext._over(self._store)
-        self._bridge = bridge
-        self._client: AsyncBridgeClient | None = None
-        self._owns_client = False
         self._start_bridged = start_bridged
-        self._metadata = metadata
-        self._ttl = ttl
-        self._cache = cache
-        self._cache_ttl = cache_ttl
         self._gate = AsyncWriteGate()
-        self._log = SwitchLog()
-        self._pending: PendingImport | None = None
-        self._programs: dict[str, Any] = {}
 
     async def start(self) -> AsyncLocalFirstContext:
         """Open the bridged session now if ``start_bridged`` was asked for (idempotent)."""
         if self._start_bridged and self._log.kind == "local":
-            client = self._client_for(None)
+            client = await self._client_for(None)
             self._active = await client.session(
                 self._store.session_id,
                 ttl=self._ttl,
@@ -129,36 +120,22 @@ class AsyncLocalFirstContext:
 
     # --- the backend -----------------------------------------------------------------------------
 
-    @property
-    def backend(self) -> BackendStatus:
-        return self._log.status()
+    _client_class = AsyncBridgeClient
 
-    @property
-    def is_bridged(self) -> bool:
-        return self._log.kind == "bridged"
+    def _connect(self, target: Any) -> AsyncBridgeClient:
+        return connect_async(target)
 
-    @property
-    def programs(self) -> Mapping[str, Any]:
-        return MappingProxyType(dict(self._programs))
-
-    def _client_for(self, bridge: AsyncBridge | None) -> AsyncBridgeClient:
-        if bridge is None and self._client is not None:
-            return self._client
-        target = bridge if bridge is not None else self._bridge
-        if target is None:
-            raise ValidationError("no bridge to move to: pass bridge= (a client or 'host:port')")
-        if isinstance(target, AsyncBridgeClient):
-            client, owned = target, False
-        else:
-            client, owned = connect_async(target), True
-        self._client, self._owns_client = client, owned
+    async def _client_for(self, bridge: AsyncBridge | None) -> AsyncBridgeClient:
+        client, replaced = self._choose_client(bridge)
+        if replaced is not None:
+            await replaced.close()
         return client
 
     async def ensure_bridged(self, bridge: AsyncBridge | None = None, timeout: float | None = None) -> None:
         """Move the session to the bridge (see :meth:`LocalFirstContext.ensure_bridged`)."""
         if self._log.kind == "bridged":
             return
-        client = self._client_for(bridge)
+        client = await self._client_for(bridge)
         started = time.perf_counter()
         try:
             async with self._gate.exclusive(timeout):
@@ -193,10 +170,6 @@ class AsyncLocalFirstContext:
             return await operation(self._active)
         finally:
             self._gate.leave()
-
-    @property
-    def session_id(self) -> str:
-        return self._store.session_id
 
     @property
     def revision(self) -> int:
@@ -310,9 +283,8 @@ class AsyncLocalFirstContext:
     async def close(self) -> None:
         await self._active.close()
         self._store.retire(close=True)
-        if self._owns_client and self._client is not None:
-            await self._client.close()
-            self._client = None
+        if (owned := self._owned_client()) is not None:
+            await owned.close()
 
     async def __aenter__(self) -> AsyncLocalFirstContext:
         return await self.start()
