@@ -517,7 +517,8 @@ def _page_cursor(page_token: str) -> int:
     """A ListSessions page token is a SCAN cursor: a whole number below 2**64."""
     if page_token == "":
         return 0
-    if len(page_token) > 20 or not page_token.isdigit() or int(page_token) >= 2**64:
+    whole_number = page_token.isascii() and page_token.isdigit()  # isdigit alone accepts "²"
+    if len(page_token) > 20 or not whole_number or int(page_token) >= 2**64:
         raise ValidationError(f"invalid page token: {page_token[:32]!r}")
     return int(page_token)
 

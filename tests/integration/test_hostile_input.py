@@ -202,3 +202,11 @@ def test_responses_page_by_bytes(frontend_factory, session_id: str) -> None:
         assert {v["name"]: v["value"] for v in ctx.list_variables()} == values
         assert ctx.get_variables(list(values)) == values
         assert [v["name"] for v in ctx.list_variables("v[2-4]")] == ["v2", "v3", "v4"]
+
+
+@pytest.mark.parametrize("token", ["²", "١٢", "-1", "18446744073709551616", "x" * 100, "1.5"])
+def test_page_tokens_that_are_not_cursors(stub, token: str) -> None:
+    """'²' passed str.isdigit() and then failed int() (INTERNAL, found by the fuzz test)."""
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.ListSessions(pb.ListSessionsRequest(page_token=token), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
