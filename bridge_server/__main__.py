@@ -10,9 +10,6 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from bridge_server.app import serve
-from bridge_server.config import Settings
-from bridge_server.logs import configure_logging
 from unified_bridge import __version__
 
 
@@ -21,6 +18,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--version" in arguments:
         print(f"bridge-server {__version__}")
         return 0
+    try:
+        from bridge_server.app import serve
+        from bridge_server.config import Settings
+        from bridge_server.logs import configure_logging
+    except ImportError as exc:  # the SDK alone is installed
+        print(
+            f"bridge-server: the frontend's dependencies are missing ({exc}): "
+            "pip install 'unified-bridge[server]'",
+            file=sys.stderr,
+        )
+        return 2
     try:
         settings = Settings.from_args(arguments)
     except ValueError as exc:

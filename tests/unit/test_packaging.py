@@ -44,6 +44,55 @@ def test_wheel_carries_scripts_generated_code_and_type_markers(tmp_path):
         "unified_bridge/py.typed",
         "bridge_server/py.typed",
     } <= names
+    # A client program installs the SDK's dependencies only; the frontend's come with [server].
+    (metadata,) = [name for name in names if name.endswith(".dist-info/METADATA")]
+    requires = [
+        line.removeprefix("Requires-Dist: ")
+        for line in zipfile.ZipFile(wheel).read(metadata).decode().splitlines()
+        if line.startswith("Requires-Dist: ")
+    ]
+    always = {_project(r) for r in requires if "extra ==" not in r}
+    server = {_project(r) for r in requires if 'extra == "server"' in r}
+    assert always == {"grpcio", "protobuf", "msgpack", "regex"}
+    assert {
+        "redis",
+        "fakeredis",
+        "prometheus-client",
+        "grpcio-health-checking",
+        "grpcio-reflection",
+    } <= server
+
+
+def _project(requirement: str) -> str:
+    return requirement.split(";")[0].split("[")[0].split("=")[0].split(">")[0].split("<")[0].strip()
+
+
+def test_the_sdk_imports_without_the_servers_dependencies():
+    """A client program without the [server] extra: redis, fakeredis and prometheus are not needed."""
+    script = (
+        "import sys\n"
+        "for name in ('redis', 'fakeredis', 'prometheus_client', 'grpc_health', 'grpc_reflection'):\n"
+        "    sys.modules[name] = None  # as if not installed\n"
+        "import unified_bridge\n"
+        "from unified_bridge import LocalFirstContext, connect\n"
+        "with LocalFirstContext() as ctx:\n"
+        "    ctx['x'] = 1\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_bridge_server_without_its_extra_names_it():
+    script = (
+        "import sys\n"
+        "sys.modules['redis'] = None\n"
+        "from bridge_server.__main__ import main\n"
+        "sys.exit(main(['--port', '0']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "pip install 'unified-bridge[server]'" in done.stderr
 
 
 def test_every_script_is_loaded_by_the_store():
