@@ -10,18 +10,15 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
 from unified_bridge._async_session import not_pending
 from unified_bridge._core import DEFAULT_UPDATE_ATTEMPTS
-from unified_bridge._local_session import local_cache_stats
-from unified_bridge._local_store import SESSION_DELETED, LocalStore, WatchPosition
+from unified_bridge._local_store import LocalStore, WatchPosition
+from unified_bridge._local_view import LocalStoreView
 from unified_bridge._models import ChangeEvent
 from unified_bridge._proxy import AsyncVariableProxy, BatchUpdater
-from unified_bridge._rules import SessionLimits
-from unified_bridge._session import ttl_seconds
 from unified_bridge.types import VariableType
 
 __all__ = ["AsyncLocalSessionContext", "aiter_local_changes"]
@@ -41,19 +38,17 @@ async def aiter_local_changes(store: LocalStore, position: WatchPosition) -> Asy
     try:
         while True:
             wakeup.clear()
-            retired = store.retired
-            for event in store.events_after(position):
+            events, finished = store.pending_events(position)
+            for event in events:
                 yield event
-                if event.kind == SESSION_DELETED:
-                    return
-            if retired:
+            if finished:
                 return
             await wakeup.wait()
     finally:
         store.unlisten(wake)
 
 
-class AsyncLocalSessionContext:
+class AsyncLocalSessionContext(LocalStoreView):
     """A session's variables in this process, with the API of
     :class:`~unified_bridge.AsyncSessionContext`.
 
@@ -62,43 +57,10 @@ class AsyncLocalSessionContext:
     ...     await ctx.update("lr", lambda v: v / 2)
     """
 
-    def __init__(
-        self,
-        session_id: str | None = None,
-        *,
-        metadata: Mapping[str, str] | None = None,
-        limits: SessionLimits | None = None,
-    ) -> None:
-        self._store = LocalStore(session_id, metadata=metadata, limits=limits)
-        self._fast = self._store.fast
-
-    @classmethod
-    def _over(cls, store: LocalStore) -> AsyncLocalSessionContext:
-        ctx = cls.__new__(cls)
-        ctx._store = store
-        ctx._fast = store.fast
-        return ctx
-
     async def start(self) -> AsyncLocalSessionContext:
         """Nothing to start: here for the API of the bridged context."""
         self._store.check_readable()
         return self
-
-    @property
-    def session_id(self) -> str:
-        return self._store.session_id
-
-    @property
-    def revision(self) -> int:
-        return self._store.revision
-
-    @property
-    def limits(self) -> SessionLimits:
-        return self._store.limits
-
-    @property
-    def watch_target(self) -> str | None:
-        return None
 
     async def wait_for_cache(self) -> None:
         return None
@@ -160,10 +122,7 @@ class AsyncLocalSessionContext:
         self, names: Iterable[str] | None = None, *, from_revision: int | None = None
     ) -> AsyncIterator[ChangeEvent]:
         """Change events after ``from_revision`` (default: the revision when the iteration started)."""
-        position = WatchPosition(
-            self.revision if from_revision is None else from_revision,
-            None if names is None else frozenset(names),
-        )
+        position = self._watch_position(names, from_revision)
         async for event in aiter_local_changes(self._store, position):
             yield event
 
@@ -177,23 +136,10 @@ class AsyncLocalSessionContext:
         if batch.pending:
             batch.results = await self.update_variables(batch.pending, atomic=atomic)
 
-    # --- cache (none) ----------------------------------------------------------------------------
-
-    def set_cache_ttl(self, ttl: timedelta | float) -> None:
-        ttl_seconds(ttl)
-
-    def clear_cache(self) -> None:
-        return None
-
-    def cache_stats(self) -> dict[str, float]:
-        return local_cache_stats()
-
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def delete_session(self) -> bool:
-        self._store.check_readable()
-        self._store.retire(close=True, deleted=True)
-        return True
+        return self._delete_now()
 
     async def close(self) -> None:
         self._store.retire(close=True)

@@ -21,7 +21,7 @@ from unified_bridge._client import BridgeClient, connect
 from unified_bridge._core import DEFAULT_CACHE_TTL, DEFAULT_UPDATE_ATTEMPTS
 from unified_bridge._local_first_base import LocalFirstBase
 from unified_bridge._local_session import LocalSessionContext, iter_local_changes
-from unified_bridge._local_store import WatchPosition
+from unified_bridge._local_store import SESSION_DELETED, WatchPosition
 from unified_bridge._models import ChangeEvent
 from unified_bridge._proxy import BatchUpdater, VariableNamespace, VariableProxy
 from unified_bridge._rules import SessionLimits
@@ -290,7 +290,7 @@ class LocalFirstContext(LocalFirstBase[BridgeClient]):
             position = WatchPosition(revision, names)
             for event in iter_local_changes(store, position):
                 yield event
-                if event.kind == "session_deleted":
+                if event.kind == SESSION_DELETED:
                     return
             if self._log.kind != "bridged":
                 return  # closed while local

@@ -19,7 +19,7 @@ from unified_bridge._client import AsyncBridgeClient, connect_async
 from unified_bridge._core import DEFAULT_CACHE_TTL, DEFAULT_UPDATE_ATTEMPTS
 from unified_bridge._local_async import AsyncLocalSessionContext, aiter_local_changes
 from unified_bridge._local_first_base import LocalFirstBase
-from unified_bridge._local_store import WatchPosition
+from unified_bridge._local_store import SESSION_DELETED, WatchPosition
 from unified_bridge._models import ChangeEvent
 from unified_bridge._proxy import AsyncVariableProxy, BatchUpdater
 from unified_bridge._rules import SessionLimits
@@ -244,7 +244,7 @@ class AsyncLocalFirstContext(LocalFirstBase[AsyncBridgeClient]):
             position = WatchPosition(revision, wanted)
             async for event in aiter_local_changes(store, position):
                 yield event
-                if event.kind == "session_deleted":
+                if event.kind == SESSION_DELETED:
                     return
             if self._log.kind != "bridged":
                 return

@@ -8,24 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
 from unified_bridge._core import DEFAULT_UPDATE_ATTEMPTS
-from unified_bridge._local_store import SESSION_DELETED, LocalStore, WatchPosition
+from unified_bridge._local_store import LocalStore, WatchPosition
+from unified_bridge._local_view import LocalStoreView
 from unified_bridge._models import ChangeEvent
 from unified_bridge._proxy import BatchUpdater, VariableNamespace, VariableProxy
-from unified_bridge._rules import SessionLimits
-from unified_bridge._session import ttl_seconds
 from unified_bridge.types import VariableType
 
-__all__ = ["LocalSessionContext", "iter_local_changes", "local_cache_stats"]
-
-
-def local_cache_stats() -> dict[str, float]:
-    """A local session has no cache: every read is served from the session itself."""
-    return {"hits": 0, "misses": 0, "hit_rate": 0.0, "invalidations": 0, "size": 0}
+__all__ = ["LocalSessionContext", "iter_local_changes"]
 
 
 def iter_local_changes(store: LocalStore, position: WatchPosition) -> Iterator[ChangeEvent]:
@@ -35,19 +28,16 @@ def iter_local_changes(store: LocalStore, position: WatchPosition) -> Iterator[C
     try:
         while True:
             wakeup.clear()
-            retired = store.retired  # read first: a retired store logs nothing more
-            for event in store.events_after(position):
-                yield event
-                if event.kind == SESSION_DELETED:
-                    return
-            if retired:
+            events, finished = store.pending_events(position)
+            yield from events
+            if finished:
                 return
             wakeup.wait()
     finally:
         store.unlisten(wakeup.set)
 
 
-class LocalSessionContext:
+class LocalSessionContext(LocalStoreView):
     """A session's variables in this process, with the same methods, idioms, errors and messages as
     :class:`~unified_bridge.SessionContext`.
 
@@ -61,43 +51,9 @@ class LocalSessionContext:
     copies. ``watch`` replays from the last ``limits.change_log_length`` events.
     """
 
-    def __init__(
-        self,
-        session_id: str | None = None,
-        *,
-        metadata: Mapping[str, str] | None = None,
-        limits: SessionLimits | None = None,
-    ) -> None:
-        self._store = LocalStore(session_id, metadata=metadata, limits=limits)
-        self._fast = self._store.fast  # bound once: the read path is a dict lookup
+    def _bind(self, store: LocalStore) -> None:
+        super()._bind(store)
         self.v = VariableNamespace(self)
-
-    @classmethod
-    def _over(cls, store: LocalStore) -> LocalSessionContext:
-        """A context over an existing store (the local-first context's local backend)."""
-        ctx = cls.__new__(cls)
-        ctx._store = store
-        ctx._fast = store.fast
-        ctx.v = VariableNamespace(ctx)
-        return ctx
-
-    @property
-    def session_id(self) -> str:
-        return self._store.session_id
-
-    @property
-    def revision(self) -> int:
-        """The session's revision: one more per mutation."""
-        return self._store.revision
-
-    @property
-    def limits(self) -> SessionLimits:
-        return self._store.limits
-
-    @property
-    def watch_target(self) -> str | None:
-        """None: a local session has no stream to follow."""
-        return None
 
     def wait_for_cache(self, timeout: float | None = None) -> bool:
         """True at once: a local session is its own cache."""
@@ -155,22 +111,7 @@ class LocalSessionContext:
     ) -> Iterator[ChangeEvent]:
         """Change events after ``from_revision`` (default: the current revision), for all variables or
         only ``names``, until the context is closed. Close the iterator to stop."""
-        position = WatchPosition(
-            self.revision if from_revision is None else from_revision,
-            None if names is None else frozenset(names),
-        )
-        return iter_local_changes(self._store, position)
-
-    # --- cache (a local session has none) --------------------------------------------------------
-
-    def set_cache_ttl(self, ttl: timedelta | float) -> None:
-        ttl_seconds(ttl)  # the same check as a bridged context; nothing to expire
-
-    def clear_cache(self) -> None:
-        return None
-
-    def cache_stats(self) -> dict[str, float]:
-        return local_cache_stats()
+        return iter_local_changes(self._store, self._watch_position(names, from_revision))
 
     # --- Python idioms ---------------------------------------------------------------------------
 
@@ -204,9 +145,7 @@ class LocalSessionContext:
 
     def delete_session(self) -> bool:
         """Delete every variable and close this context; watchers get a session_deleted event."""
-        self._store.check_readable()
-        self._store.retire(close=True, deleted=True)
-        return True
+        return self._delete_now()
 
     def close(self) -> None:
         self._store.retire(close=True)

@@ -500,6 +500,16 @@ class LocalStore:
             events.append(event)
         return events
 
+    def pending_events(self, position: WatchPosition) -> tuple[list[ChangeEvent], bool]:
+        """What a watcher delivers next: the events after ``position`` (advancing it), up to and
+        including a session_deleted, and whether the watch ends with them (deleted, or retired)."""
+        retired = self.retired  # read first: a retired store logs nothing more
+        events = self.events_after(position)
+        for index, event in enumerate(events):
+            if event.kind == SESSION_DELETED:
+                return events[: index + 1], True
+        return events, retired
+
     def listen(self, listener: Callable[[], None]) -> None:
         with self._lock:
             self._listeners.append(listener)
