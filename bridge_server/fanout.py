@@ -166,7 +166,7 @@ class EventHub:
 
     def _ensure_readers(self) -> None:
         if not isinstance(self._pubsub, ClusterPubSub):
-            self._start_reader("", lambda: self._pubsub.get_message(timeout=_READ_TIMEOUT))
+            self._start_reader("", self._read_single)
             return
         pubsub: ClusterPubSub = self._pubsub
         for name in list(pubsub.node_pubsub_mapping):
@@ -178,6 +178,17 @@ class EventHub:
             self._readers[name] = asyncio.create_task(
                 self._read_forever(name, read), name=f"bridge-events-{name}"
             )
+
+    async def _read_single(self) -> dict[str, Any] | None:
+        # After a drop, reconnect under the lock that subscribe and unsubscribe hold: redis-py lets
+        # two tasks reconnect one connection at once, and the loser's socket is left open or its
+        # command is written to a connection torn down under it.
+        connection = self._pubsub.connection
+        if connection is not None and not connection.is_connected:
+            async with self._lock:
+                await self._pubsub.connect()
+        message: dict[str, Any] | None = await self._pubsub.get_message(timeout=_READ_TIMEOUT)
+        return message
 
     def _still_subscribed_on(self, name: str) -> bool:
         if not isinstance(self._pubsub, ClusterPubSub):
