@@ -2,20 +2,39 @@
 
 Every key of a session shares the hash tag ``{<session>}``, so every script touches one cluster
 slot and the same code runs on a single Redis and on Redis Cluster.
+
+A session id may be any printable text (``tenant:42``, ``user/7``, ``équipe``), so it is written into
+keys percent-encoded: every character outside ``[A-Za-z0-9_.~-]`` becomes ``%XX`` per UTF-8 byte,
+``%`` included. The encoding has an exact inverse (no two ids share keys) and its output never holds
+``{`` ``}`` ``:`` or a glob character (no id can reach another session's keys or widen a SCAN).
+Ids made of ``[A-Za-z0-9_.-]`` alone, the only ones earlier versions accepted, are unchanged.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+from typing import Final
+from urllib.parse import quote, unquote
 
 __all__ = [
     "ImportStagingKeys",
     "SessionKeys",
     "import_staging_keys",
     "session_id_from_key",
+    "session_key_tag",
     "session_keys",
     "session_scan_pattern",
 ]
+
+_WRITTEN_AS_IS: Final = re.compile(r"[A-Za-z0-9_.~-]+")
+
+
+def session_key_tag(session_id: str) -> str:
+    """``session_id`` as it appears inside the keys' hash tag."""
+    if _WRITTEN_AS_IS.fullmatch(session_id):
+        return session_id
+    return quote(session_id, safe="", errors="strict")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -37,7 +56,7 @@ class SessionKeys:
 
 
 def session_keys(prefix: str, session_id: str) -> SessionKeys:
-    base = f"{prefix}:{{{session_id}}}"
+    base = f"{prefix}:{{{session_key_tag(session_id)}}}"
     return SessionKeys(
         session=f"{base}:session",
         vars=f"{base}:vars",
@@ -65,7 +84,7 @@ class ImportStagingKeys:
 
 
 def import_staging_keys(prefix: str, session_id: str, digest: str) -> ImportStagingKeys:
-    base = f"{prefix}:{{{session_id}}}:import:{digest}"
+    base = f"{prefix}:{{{session_key_tag(session_id)}}}:import:{digest}"
     return ImportStagingKeys(vars=f"{base}:vars", names=f"{base}:names", event=f"{base}:event")
 
 
@@ -74,4 +93,4 @@ def session_scan_pattern(prefix: str) -> str:
 
 
 def session_id_from_key(prefix: str, key: str) -> str:
-    return key[len(prefix) + 2 : -len("}:session")]
+    return unquote(key[len(prefix) + 2 : -len("}:session")], errors="strict")

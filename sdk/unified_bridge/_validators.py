@@ -139,7 +139,9 @@ MESSAGES: Final[Mapping[str, str]] = MappingProxyType(
         "session_id_not_str": "session id must be a string, got {kind}",
         "session_id_empty": "session id is empty",
         "session_id_too_long": "session id is too long: {length} characters, at most {max_length}",
-        "session_id_invalid": "invalid session id {session_id!r}: use letters, digits, '_', '.', '-'",
+        "session_id_invalid": (
+            "invalid session id {session_id!r}: use printable characters, without leading or trailing spaces"
+        ),
         "metadata_not_mapping": "metadata must be a mapping of strings to strings, got {kind}",
         "metadata_not_str": "metadata keys and values must be strings, got {value!r}",
         "metadata_empty_key": "metadata keys must not be empty",

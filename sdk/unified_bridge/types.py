@@ -51,7 +51,6 @@ __all__ = [
     "MESSAGES",
     "MIGRATION_METADATA_KEYS",
     "NAME_PATTERN",
-    "SESSION_ID_PATTERN",
     "Constraints",
     "VariableType",
     "constraints_from_proto",
@@ -71,10 +70,10 @@ __all__ = [
     "value_to_proto",
 ]
 
-# Names and ids become parts of Redis keys: no '{' '}' (cluster hash tags), ':' (key separator),
+# Names become parts of Redis keys as they are: no '{' '}' (cluster hash tags), ':' (key separator),
 # whitespace or glob characters. Match with fullmatch(): '$' would also accept a trailing newline.
+# Session ids are any printable text (the frontend encodes them into keys, see bridge_server.keys).
 NAME_PATTERN: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
-SESSION_ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 # Protobuf carries lengths, dimensions and shapes as uint32.
@@ -137,8 +136,21 @@ def validate_name(name: object, max_length: int = 128) -> str:
 
 
 def validate_session_id(session_id: object, max_length: int = 128) -> str:
-    """``session_id`` if it is valid: letters, digits, ``_ . -`` only (it becomes part of Redis keys)."""
-    return _validate_key_part(session_id, SESSION_ID_PATTERN, "session_id", max_length, "session_id")
+    """``session_id`` if it is valid: printable text (any script, spaces inside, no control or
+    format characters), without leading or trailing spaces, at most ``max_length`` characters.
+
+    >>> validate_session_id("tenant:42/run-2026-11-22T10:00")
+    'tenant:42/run-2026-11-22T10:00'
+    """
+    if not isinstance(session_id, str):
+        raise invalid("session_id_not_str", kind=type_name(session_id))
+    if not session_id:
+        raise invalid("session_id_empty")
+    if len(session_id) > max_length:
+        raise invalid("session_id_too_long", length=len(session_id), max_length=max_length)
+    if not session_id.isprintable() or session_id.strip() != session_id:
+        raise invalid("session_id_invalid", session_id=session_id)
+    return session_id
 
 
 def validate_metadata(

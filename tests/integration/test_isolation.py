@@ -107,27 +107,54 @@ def test_a_batch_cannot_touch_another_session(stub, two):
     assert get(stub, a, "x") == in_a
 
 
-@pytest.mark.parametrize(
-    "crafted",
-    [
-        "{A}",
-        "A}:vars",
-        "A}:names",
-        "x}:session",
-        "ub:{A}:vars",
-        "*",
-        "A*",
-        "A?",
-        "A[x]",
-        "A\n",
-        "A B",
-        "",
-    ],
-)
-def test_a_crafted_session_id_is_rejected(stub, two, crafted):
+# Session ids are any printable text; these look like fragments of another session's keys.
+CRAFTED_IDS = [
+    "{A}",
+    "A}:vars",
+    "A}:names",
+    "x}:session",
+    "ub:{A}:vars",
+    "*",
+    "A*",
+    "A?",
+    "A[x]",
+    "A%7D",
+    "A%",
+    "A B",
+    "A:",
+    "A/../x",
+    "Å",
+]
+
+
+@pytest.mark.parametrize("crafted", CRAFTED_IDS)
+def test_a_crafted_session_id_is_a_session_of_its_own(stub, two, redis_client, crafted):
     a, _ = two
     register(stub, a, "x", pb.VARIABLE_TYPE_INTEGER, integer(1))
+    keys_of_a = sorted(session_redis_keys(redis_client, a))
     target = crafted.replace("A", a)
+    error = rpc_error(stub.GetVariable, pb.GetVariableRequest(session_id=target, name_or_id="x"))
+    assert_status(error, grpc.StatusCode.NOT_FOUND)
+
+    create_session(stub, target)
+    register(stub, target, "x", pb.VARIABLE_TYPE_INTEGER, integer(7))
+    set_value(stub, target, "x", integer(8))
+    assert (get(stub, target, "x").value.integer_value, get(stub, target, "x").version) == (8, 1)
+    assert len(session_redis_keys(redis_client, target)) == 4
+    listed = stub.ListSessions(pb.ListSessionsRequest(page_size=1000)).session_ids
+    assert target in listed
+
+    stub.DeleteSession(pb.DeleteSessionRequest(session_id=target))
+    assert session_redis_keys(redis_client, target) == []
+    assert (get(stub, a, "x").value.integer_value, get(stub, a, "x").version) == (1, 0)
+    assert sorted(session_redis_keys(redis_client, a)) == keys_of_a
+
+
+@pytest.mark.parametrize("refused", ["A\n", " A", "A ", "A\x00", "A\u200b", "A\u2028", "A\x7f", ""])
+def test_a_session_id_that_is_not_printable_text_is_refused(stub, two, refused):
+    a, _ = two
+    register(stub, a, "x", pb.VARIABLE_TYPE_INTEGER, integer(1))
+    target = refused.replace("A", a)
     error = rpc_error(stub.GetVariable, pb.GetVariableRequest(session_id=target, name_or_id="x"))
     assert_status(error, grpc.StatusCode.INVALID_ARGUMENT)
     error = rpc_error(
