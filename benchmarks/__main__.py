@@ -28,6 +28,7 @@ from benchmarks.workloads import (
     dspy_binding,
     floors,
     footprint,
+    frontend_floor,
     local_first,
     scaleout,
     sdk_missing,
@@ -41,6 +42,7 @@ Workload = Callable[[Env], dict[str, Any]]
 # (name, run, needs the SDK)
 WORKLOADS: list[tuple[str, Workload, bool]] = [
     ("floors", floors.run, False),
+    ("frontend_floor", frontend_floor.run, False),
     ("single_ops", single_ops.run, False),
     ("batch", batch.run, False),
     ("cache", cache.run, True),
@@ -113,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "duration_s": time.monotonic() - clock,
         "quick": args.quick,
         "machine": report.machine(),
+        "versions": report.versions(env.redis_url),
         "cpu_count": os.cpu_count(),
         "frontends": len(env.frontends),
         "etcd": env.etcd_target is not None,
@@ -123,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out / "latest.json").write_text(json.dumps(_json_ready(results), indent=2) + "\n")
     (args.out / "report.md").write_text(report.markdown_report(results, figures))
     print(report.headline_text(results))
+    if floor := report.frontend_floor_text(results):
+        print(f"\n{floor}")
     if local := report.local_first_text(results):
         print(f"\n{local}")
     if binding := report.dspy_binding_text(results):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bridge_server.testing import LoggedProcess, free_port, wait_until, without_bridge_settings
 
-__all__ = ["grpc_echo_process", "private_etcd", "rss_kib"]
+__all__ = ["cpu_ns", "floor_server_process", "grpc_echo_process", "private_etcd", "rss_kib"]
 
 # benchmarks._echo_server announces its port the way the frontend does.
 _LISTENING = re.compile(r"listening on [^ ]+:(\d+)")
@@ -73,3 +73,22 @@ def private_etcd() -> Iterator[str | None]:
             if process.process.poll() is not None:
                 raise RuntimeError("etcd exited:\n" + "".join(process.log[-20:]))
             yield f"127.0.0.1:{client_port}"
+
+
+def cpu_ns(pid: int) -> int:
+    """Nanoseconds of CPU a process has used, all its threads together (Linux schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # a thread that just ended
+            total += int((task / "schedstat").read_text().split()[0])
+    return total
+
+
+@contextlib.contextmanager
+def floor_server_process(redis_url: str) -> Iterator[tuple[str, int]]:
+    """The frontend's floor (`benchmarks._floor_server`) on `redis_url`; yields (target, pid)."""
+    with LoggedProcess(
+        [sys.executable, "-m", "benchmarks._floor_server", redis_url], without_bridge_settings()
+    ) as process:
+        port = int(process.wait_for_line(_LISTENING).group(1))
+        yield f"127.0.0.1:{port}", process.pid

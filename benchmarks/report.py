@@ -346,6 +346,61 @@ def local_first_text(results: dict[str, Any]) -> str:
     return text_table(LOCAL_HEADERS, rows) if rows else ""
 
 
+FLOOR_HEADERS = [
+    "operation",
+    "frontend p50",
+    "floor p50",
+    "p50 ratio",
+    "p99 ratio",
+    "server CPU/req",
+    "CPU ratio",
+    "target",
+]
+# Issue targets: an uncached get within 1.15x and an update within 1.2x of the same-run floor server.
+FLOOR_TARGETS = {"get": 1.15, "update": 1.2}
+
+
+def _range(spread: dict[str, float], unit: str = "x") -> str:
+    return f"{spread['median']:.2f}{unit} ({spread['min']:.2f}-{spread['max']:.2f})"
+
+
+def frontend_floor_rows(results: dict[str, Any]) -> list[list[str]]:
+    """GetVariable / SetVariable on a frontend against the floor server, medians over rounds."""
+    section = results.get("frontend_floor")
+    if not section:
+        return []
+    rows = []
+    for op, figures in section["operations"].items():
+        cpu = figures.get("frontend_cpu_us")
+        floor_cpu = figures.get("floor_cpu_us")
+        target = FLOOR_TARGETS[op]
+        met = figures["p50_ratio_to_floor"]["median"] <= target
+        rows.append(
+            [
+                f"{op} (raw stub)",
+                format_us(figures["frontend_p50_us"]["median"]),
+                format_us(figures["floor_p50_us"]["median"]),
+                _range(figures["p50_ratio_to_floor"]),
+                _range(figures["p99_ratio_to_floor"]),
+                f"{cpu['median']:.0f} vs {floor_cpu['median']:.0f} us" if cpu and floor_cpu else "n/a",
+                _range(figures["cpu_ratio_to_floor"]) if "cpu_ratio_to_floor" in figures else "n/a",
+                f"<= {target}x: {'met' if met else 'MISSED'}",
+            ]
+        )
+    return rows
+
+
+def frontend_floor_text(results: dict[str, Any]) -> str:
+    rows = frontend_floor_rows(results)
+    if not rows:
+        return ""
+    section = results["frontend_floor"]
+    return (
+        f"{text_table(FLOOR_HEADERS, rows)}\n(medians and ranges over {section['rounds']} interleaved "
+        f"rounds of {section['n']} calls; no watch stream attached)"
+    )
+
+
 DSPY_HEADERS = ["figure", "avg", "p50", "p99", "max", "target"]
 
 
@@ -409,6 +464,18 @@ def markdown_report(results: dict[str, Any], plots: list[str]) -> str:
         f"- skipped: {', '.join(meta['skipped']) or 'nothing'}.",
         "",
     ]
+    if floor_rows := frontend_floor_rows(results):
+        lines += [
+            "## The frontend against its floor server",
+            "",
+            "The floor server has the frontend's gRPC service, server settings and Redis client and does "
+            "only each call's Redis command (an HGET for a get, the real update script for an update). "
+            f"Medians and ranges over {results['frontend_floor']['rounds']} interleaved rounds; server CPU "
+            "is all threads of the serving process per request; no watch stream attached.",
+            "",
+            markdown_table(FLOOR_HEADERS, floor_rows),
+            "",
+        ]
     if local_rows := local_first_rows(results):
         lines += _local_first_section(results["local_first"], local_rows)
     if binding_rows := dspy_binding_rows(results):
@@ -456,3 +523,21 @@ def now_iso() -> str:
 
 def machine() -> str:
     return f"{platform.system()} {platform.machine()}, Python {platform.python_version()}"
+
+
+def versions(redis_url: str) -> dict[str, str]:
+    """What the figures depend on: Python, grpcio, redis-py, the Redis server, GRPC_EXPERIMENTS."""
+    import os
+
+    import grpc
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        server = str(client.info("server").get("redis_version", "unknown"))
+    return {
+        "python": platform.python_version(),
+        "grpcio": grpc.__version__,
+        "redis_py": redis.__version__,
+        "redis_server": server,
+        "GRPC_EXPERIMENTS": os.environ.get("GRPC_EXPERIMENTS", "(unset)"),
+    }

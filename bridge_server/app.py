@@ -24,9 +24,21 @@ from bridge_server.store import VariableStore
 from bridge_server.stream_limits import StreamSlots
 from unified_bridge.proto import unified_bridge_pb2 as pb
 
-__all__ = ["SERVICE_NAME", "BridgeServer", "serve"]
+__all__ = ["SERVICE_NAME", "BridgeServer", "serve", "server_options"]
 
 log = logging.getLogger(__name__)
+
+
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    """The gRPC server's channel arguments (the benchmark's floor server uses the same)."""
+    return [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
 
 
 class BridgeServer:
@@ -45,17 +57,9 @@ class BridgeServer:
         self.health = HealthMonitor(
             self.redis, settings.health_check_interval_seconds, settings.redis_timeout_seconds, self.metrics
         )
-        options = [
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.max_send_message_length", settings.max_message_bytes),
-            ("grpc.so_reuseport", 0),
-            ("grpc.keepalive_time_ms", 30_000),
-            ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
-            ("grpc.keepalive_permit_without_calls", 1),
-        ]
         tokens = parse_tokens(settings.auth_tokens)
         interceptors = [TokenAuthInterceptor(tokens)] if tokens else []
-        self._server = grpc.aio.server(options=options, interceptors=interceptors)
+        self._server = grpc.aio.server(options=server_options(settings), interceptors=interceptors)
         slots = StreamSlots(settings.max_watch_streams, settings.max_watch_streams_per_connection)
         servicer = BridgeServicer(self.store, self.hub, self.metrics, lambda: self.health.refusal, slots)
         add_servicer(servicer, self._server)

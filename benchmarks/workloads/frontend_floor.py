@@ -1,0 +1,118 @@
+"""The frontend against its floor server, in one run, over interleaved rounds.
+
+The floor server (`benchmarks._floor_server`) has the frontend's gRPC service, server settings and
+Redis client and does only the Redis command of each call: an HGET for GetVariable, the real update
+script for SetVariable. Each round times every operation once, in a shuffled order, and reads the
+CPU its server process used meanwhile (all threads). Ratios are frontend ÷ floor within a round;
+the report gives their median and range over the rounds. No watch stream is attached to either.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from benchmarks import baselines
+from benchmarks._env import Env
+from benchmarks._floor_server import FLOOR_SESSION, FLOOR_VARIABLE
+from benchmarks._infra import cpu_ns, floor_server_process
+from benchmarks._raw import RawClient, new_session_id
+from benchmarks._stats import summarize, time_calls
+from unified_bridge.proto import unified_bridge_pb2 as pb
+from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
+
+__all__ = ["run"]
+
+_PAIRS = (("get", "GetVariable"), ("update", "SetVariable"))
+
+
+def run(env: Env) -> dict[str, Any]:
+    rounds, n = env.scale(3, 9), env.scale(100, 400)
+    frontend_pid = env.frontend_pids[0] if env.frontend_pids else None
+    rng = random.Random(7)
+    with floor_server_process(env.redis_url) as (floor_target, floor_pid):
+        frontend = RawClient(env.frontends[0], new_session_id("floor"))
+        floor_channel = grpc.insecure_channel(floor_target)
+        floor = pb_grpc.UnifiedBridgeStub(floor_channel)
+        try:
+            frontend.register("x", 0)
+            ops: dict[str, tuple[Callable[[int], Any], int | None]] = {
+                "get frontend": (lambda _: frontend.get("x"), frontend_pid),
+                "get floor": (lambda _: floor.GetVariable(_get_request()), floor_pid),
+                "update frontend": (lambda i: frontend.set("x", i), frontend_pid),
+                "update floor": (lambda i: floor.SetVariable(_set_request(i)), floor_pid),
+            }
+            per_round: list[dict[str, dict[str, float]]] = []
+            for _ in range(rounds):
+                order = list(ops)
+                rng.shuffle(order)
+                measured = {name: _timed(*ops[name], n) for name in order}
+                measured["echo"] = {"p50_us": summarize(baselines.grpc_unary_echo(env.echo_target, n)).p50_us}
+                measured["hget"] = {"p50_us": summarize(baselines.redis_hget(env.redis_url, n)).p50_us}
+                per_round.append(measured)
+            frontend.delete_session()
+        finally:
+            frontend.close()
+            floor_channel.close()
+    return {"rounds": rounds, "n": n, "watch_stream": False, **_summary(per_round)}
+
+
+def _get_request() -> pb.GetVariableRequest:
+    return pb.GetVariableRequest(session_id=FLOOR_SESSION, name_or_id=FLOOR_VARIABLE)
+
+
+def _set_request(value: int) -> pb.SetVariableRequest:
+    return pb.SetVariableRequest(
+        session_id=FLOOR_SESSION, name_or_id=FLOOR_VARIABLE, value=pb.Value(integer_value=value)
+    )
+
+
+def _timed(call: Callable[[int], Any], pid: int | None, n: int) -> dict[str, float]:
+    for i in range(20):
+        call(i)
+    before = cpu_ns(pid) if pid else 0
+    summary = summarize(time_calls(call, n))
+    result = {"p50_us": summary.p50_us, "p99_us": summary.p99_us}
+    if pid:
+        result["server_cpu_us"] = (cpu_ns(pid) - before) / n / 1000
+    return result
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def _summary(per_round: list[dict[str, dict[str, float]]]) -> dict[str, Any]:
+    operations: dict[str, Any] = {}
+    for op, _ in _PAIRS:
+        front = [r[f"{op} frontend"] for r in per_round]
+        floor = [r[f"{op} floor"] for r in per_round]
+        floor_sum = [r["echo"]["p50_us"] + r["hget"]["p50_us"] for r in per_round]
+        entry: dict[str, Any] = {
+            "frontend_p50_us": _spread([f["p50_us"] for f in front]),
+            "floor_p50_us": _spread([f["p50_us"] for f in floor]),
+            "frontend_p99_us": _spread([f["p99_us"] for f in front]),
+            "floor_p99_us": _spread([f["p99_us"] for f in floor]),
+            "p50_ratio_to_floor": _spread(
+                [a["p50_us"] / b["p50_us"] for a, b in zip(front, floor, strict=True)]
+            ),
+            "p99_ratio_to_floor": _spread(
+                [a["p99_us"] / b["p99_us"] for a, b in zip(front, floor, strict=True)]
+            ),
+        }
+        if op == "get":
+            entry["p50_ratio_to_echo_plus_hget"] = _spread(
+                [a["p50_us"] / s for a, s in zip(front, floor_sum, strict=True)]
+            )
+        if all("server_cpu_us" in f for f in front + floor):
+            entry["frontend_cpu_us"] = _spread([f["server_cpu_us"] for f in front])
+            entry["floor_cpu_us"] = _spread([f["server_cpu_us"] for f in floor])
+            entry["cpu_ratio_to_floor"] = _spread(
+                [a["server_cpu_us"] / b["server_cpu_us"] for a, b in zip(front, floor, strict=True)]
+            )
+        operations[op] = entry
+    return {"operations": operations}
