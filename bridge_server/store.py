@@ -199,10 +199,35 @@ class VariableStore:
     # -- variables: reads -----------------------------------------------------------------------
 
     async def get(self, session_id: str, ref: str) -> VariableRecord:
+        session_id = self.checked_session_id(session_id)
+        record = await self._read_by_known_id(session_id, self._checked_ref(ref))
+        if record is not None:
+            return record
         records, missing, _ = await self.get_many(session_id, [ref])
         if missing:
             raise VariableNotFoundError.for_ref(ref)
         return records[0]
+
+    async def _read_by_known_id(self, session_id: str, ref: str) -> VariableRecord | None:
+        """One variable by a name or id this frontend has seen resolved, with one HMGET instead of the
+        read script; None when the script must answer (ref not seen, TTL refresh due, or the id gone).
+
+        Correct without the names hash: a live id keeps the name it was registered under (ids are
+        `var_<name>_<suffix>`, never reused, and no name may have the form of an id), and deleting a
+        variable removes its fields and its name in one script, so if the remembered id's fields
+        exist, the name still maps to it. A session deleted or expired takes its keys with it.
+        """
+        var_id = self._ids.get((session_id, ref))
+        if var_id is None or self._activity.due(session_id):
+            return None
+        blob, value, version, updated = await self._redis.hmget(
+            self.keys(session_id).vars, f"d:{var_id}", f"v:{var_id}", f"n:{var_id}", f"u:{var_id}"
+        )
+        if blob is None or value is None:
+            self._ids.pop((session_id, ref), None)
+            return None
+        definition = self._definition(session_id, var_id, blob)
+        return VariableRecord(definition, decode_value(definition.type, value), int(version), int(updated))
 
     async def get_many(
         self, session_id: str, refs: Sequence[str]
