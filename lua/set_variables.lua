@@ -14,13 +14,15 @@ local now, atomic, max_len = ARGV[1], ARGV[2] == '1', ARGV[3]
 local budget = tonumber(ARGV[4])
 if redis.call('EXISTS', KEYS[1]) == 0 then return {1} end
 
--- A variable may appear more than once in a call: `after` holds its version after the earlier
--- items, so an expected_version is compared with the version that item would really replace.
+-- Per item, two calls before the writes (its id by name; its version, name and type) and one
+-- write (value, version, time). A variable may appear more than once in a call: `after` holds what
+-- the earlier items left, so an expected_version is compared with the version that item replaces.
 local items, statuses, failed, after = {}, {}, false, {}
 for i = 5, #ARGV, 4 do
   local ref, expected_id, expected_version = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local id = redis.call('HGET', KEYS[3], ref) or ref
-  local version = after[id] or redis.call('HGET', KEYS[2], 'n:' .. id)
+  local about = after[id] or redis.call('HMGET', KEYS[2], 'n:' .. id, 'm:' .. id, 't:' .. id)
+  local version = about[1]
   local status, detail = 0, 0
   if not version then
     status = 1
@@ -29,8 +31,15 @@ for i = 5, #ARGV, 4 do
   elseif expected_version ~= '' and expected_version ~= version then
     status, detail = 3, tonumber(version)
   end
-  if status ~= 0 then failed = true else after[id] = tostring(tonumber(version) + 1) end
-  items[#items + 1] = {id, ARGV[i + 3], status}
+  local item = {id, ARGV[i + 3], status}
+  if status ~= 0 then
+    failed = true
+  else
+    local next_version = tostring(tonumber(version) + 1)
+    after[id] = {next_version, about[2], about[3]}
+    item[4], item[5], item[6] = next_version, about[2], about[3]
+  end
+  items[#items + 1] = item
   statuses[#statuses + 1] = {status, detail}
 end
 
@@ -43,17 +52,15 @@ end
 local parts, changed = {}, 0
 for k, item in ipairs(items) do
   if item[3] == 0 then
-    local id, value = item[1], item[2]
-    local version = redis.call('HINCRBY', KEYS[2], 'n:' .. id, 1)
-    redis.call('HSET', KEYS[2], 'v:' .. id, value, 'u:' .. id, now)
-    local about = redis.call('HMGET', KEYS[2], 'm:' .. id, 't:' .. id)
+    local id, value, version = item[1], item[2], item[4]
+    redis.call('HSET', KEYS[2], 'n:' .. id, version, 'v:' .. id, value, 'u:' .. id, now)
     if #value <= budget then
       budget = budget - #value
-      parts[#parts + 1] = ub_change(version, id, about[1], about[2], value)
+      parts[#parts + 1] = ub_change(version, id, item[5], item[6], value)
     else
-      parts[#parts + 1] = ub_change(version, id, about[1], about[2], VALUE_OMITTED)
+      parts[#parts + 1] = ub_change(version, id, item[5], item[6], VALUE_OMITTED)
     end
-    statuses[k][2] = version
+    statuses[k][2] = tonumber(version)
     changed = changed + 1
   end
 end
