@@ -14,7 +14,7 @@ bridge_redis           session   the URL of a Redis (chosen as below)
 bridge_frontend        session   a ``python -m bridge_server`` process on it; ``.target`` to connect
 bridge_client          function  ``unified_bridge.connect(bridge_frontend.target)``, closed after
 bridge_async_client    function  ``connect_async(...)``, closed after (needs pytest-asyncio)
-bridge_session         function  a ``SessionContext`` on a fresh session id, deleted after
+bridge_session         function  a ``SessionContext`` on a fresh session id, uncached, deleted after
 =====================  ========  ==============================================================
 
 The Redis, in this order: ``--bridge-redis-url`` or ``BRIDGE_TEST_REDIS_URL`` (a server you run;
@@ -151,9 +151,13 @@ def bridge_client(bridge_frontend: FrontendProcess) -> Iterator[BridgeClient]:
 
 @pytest.fixture
 def bridge_session(bridge_client: BridgeClient, request: pytest.FixtureRequest) -> Iterator[SessionContext]:
-    """A session of the test's own (a fresh id naming the test), deleted with its variables after."""
+    """A session of the test's own (a fresh id naming the test), deleted with its variables after.
+
+    Its reads go to the bridge (no near cache): an assertion sees what another process just wrote,
+    not a cached value whose invalidation is still on its way.
+    """
     name = _NOT_IN_SESSION_IDS.sub("_", request.node.name)[:60]
-    session = bridge_client.session(f"pytest-{uuid.uuid4().hex[:12]}-{name}")
+    session = bridge_client.session(f"pytest-{uuid.uuid4().hex[:12]}-{name}", cache=False)
     yield session
     session.close()
     bridge_client.delete_session(session.session_id)

@@ -48,6 +48,10 @@ def test_sets_and_reads_a_variable(bridge_session, bridge_frontend):
     assert bridge_session["temperature"] == 0.7
     with connect(bridge_frontend.target) as other:  # a second client sees it while the test runs
         assert bridge_session.session_id in other.list_sessions()
+        with other.session(bridge_session.session_id) as same:
+            same["temperature"] = 0.9
+    assert bridge_session["temperature"] == 0.9  # read from the bridge, not from a cache
+    assert bridge_session.cache_stats()["hits"] == 0
     record(session=bridge_session.session_id)
 
 
