@@ -9,7 +9,8 @@ tests a program against the bridge::
         ...  # connect to frontend.target
 
 Everything listens on 127.0.0.1 on a port the OS picked, keeps its files in a temporary directory,
-and is stopped when its context ends.
+and is stopped when its context ends. Where a Docker engine answers (`docker_answers`),
+`container_redis` runs Redis in a container instead (testcontainers, installed separately).
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ from typing import IO
 import redis
 
 __all__ = [
+    "REDIS_IMAGE",
     "FrontendProcess",
     "LoggedProcess",
     "RedisServer",
+    "container_redis",
+    "docker_answers",
     "free_port",
     "private_redis",
     "wait_until",
@@ -42,6 +46,7 @@ __all__ = [
 ]
 
 _START_TIMEOUT = 30.0
+REDIS_IMAGE = "redis:7.2"  # the version deploy/ runs
 _LISTENING = re.compile(r"listening on [^ ]+:(\d+)")
 
 
@@ -218,3 +223,28 @@ def private_redis(*extra_args: str) -> Iterator[RedisServer]:
             yield server
         finally:
             server.stop()
+
+
+def docker_answers() -> bool:
+    """Whether a Docker engine answers a ping (checked on the raw socket: docker-py leaks one)."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        return True  # a remote engine: let testcontainers find out
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2)
+            sock.connect(host.removeprefix("unix://"))
+            sock.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+            return b" 200 " in sock.recv(64)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def container_redis(image: str = REDIS_IMAGE) -> Iterator[str]:
+    """The URL of a Redis in a container, removed when the context ends (needs `testcontainers[redis]`)."""
+    from testcontainers.redis import RedisContainer
+
+    with RedisContainer(image) as container:
+        host = container.get_container_host_ip()
+        yield f"redis://{host}:{container.get_exposed_port(6379)}/0"

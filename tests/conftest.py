@@ -18,6 +18,9 @@ from tests.harness.redis_cluster import cluster_tools_available, private_redis_c
 from tests.harness.redis_servers import test_redis
 from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
 
+# tests/plugin/ runs users' suites through `pytester`; pytest takes pytest_plugins only from here.
+pytest_plugins = ["pytester"]
+
 _REAL_REDIS = True
 _session_counter = itertools.count()
 
