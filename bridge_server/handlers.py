@@ -4,24 +4,41 @@ The generated ``add_UnifiedBridgeServicer_to_server`` parses each request with `
 that are not a valid message then end the call as UNKNOWN ("Unexpected DecodeError") with a
 traceback in the log, for every caller, authenticated or not. Here a request that does not parse
 becomes a :class:`Malformed` value, which the servicer answers with INVALID_ARGUMENT and no log line.
+
+With access control on, each parsed request is also checked against its caller's scope
+(:func:`bridge_server.access.refusal`); a call outside it reaches the servicer as a :class:`Refused`
+value, which the servicer answers with PERMISSION_DENIED (its metrics and error metadata included).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
 
+from bridge_server.access import CALLER, refusal
+from unified_bridge.errors import BridgeError, PermissionDeniedError, ValidationError
 from unified_bridge.proto import unified_bridge_pb2 as pb
 
-__all__ = ["Malformed", "add_servicer"]
+__all__ = ["Malformed", "Refused", "Rejected", "add_servicer"]
+
+log = logging.getLogger(__name__)
+
+
+class Rejected:
+    """A request the servicer must not act on: it raises :meth:`error` instead."""
+
+    def error(self) -> BridgeError:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True, slots=True)
-class Malformed:
+class Malformed(Rejected):
     """What a request that does not parse as its message turns into."""
 
     message_name: str
@@ -29,6 +46,19 @@ class Malformed:
 
     def describe(self) -> str:
         return f"the request is not a valid {self.message_name} message: {self.reason}"
+
+    def error(self) -> BridgeError:
+        return ValidationError(self.describe())
+
+
+@dataclass(frozen=True, slots=True)
+class Refused(Rejected):
+    """What a request outside its caller's scope turns into."""
+
+    reason: str
+
+    def error(self) -> BridgeError:
+        return PermissionDeniedError(f"permission denied: {self.reason}")
 
 
 def _parser(message_class: Any) -> Callable[[bytes], Any]:
@@ -41,8 +71,39 @@ def _parser(message_class: Any) -> Callable[[bytes], Any]:
     return parse
 
 
-def add_servicer(servicer: Any, server: grpc.aio.Server) -> None:
-    """Register every method of ``unified_bridge.v1.UnifiedBridge`` on ``server``."""
+def _screen(method: str, request: Any) -> Any:
+    """``request``, or a :class:`Refused` if this call's caller may not make it."""
+    if isinstance(request, Malformed):
+        return request  # names no session; answered with INVALID_ARGUMENT, touching nothing
+    caller = CALLER.get()
+    reason = refusal(method, request, caller)
+    if reason is None:
+        return request
+    log.info("refused %s of token %r: %s", method, caller.name if caller else None, reason)
+    return Refused(reason)
+
+
+def _screened(method: str, behavior: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
+    """``behavior`` with each request checked against its caller's scope first."""
+    if streaming:
+
+        async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            # aclosing: a client that goes away closes the servicer's stream (and its finally) now.
+            async with contextlib.aclosing(behavior(_screen(method, request), context)) as responses:
+                async for response in responses:
+                    yield response
+
+        return stream
+
+    async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        return await behavior(_screen(method, request), context)
+
+    return unary
+
+
+def add_servicer(servicer: Any, server: grpc.aio.Server, access_control: bool = False) -> None:
+    """Register every method of ``unified_bridge.v1.UnifiedBridge`` on ``server``; with
+    ``access_control``, each call is checked against the scope of the caller the interceptor set."""
     service = pb.DESCRIPTOR.services_by_name["UnifiedBridge"]
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
@@ -53,8 +114,11 @@ def add_servicer(servicer: Any, server: grpc.aio.Server) -> None:
             if method.server_streaming
             else grpc.unary_unary_rpc_method_handler
         )
+        behavior = getattr(servicer, method.name)
+        if access_control:
+            behavior = _screened(method.name, behavior, method.server_streaming)
         handlers[method.name] = make(
-            getattr(servicer, method.name),
+            behavior,
             request_deserializer=_parser(request_class),
             response_serializer=response_class.SerializeToString,
         )
