@@ -59,7 +59,7 @@ class BridgeServer:
         self._server = grpc.aio.server(options=options, interceptors=[self._auth] if self._auth else [])
         slots = StreamSlots(settings.max_watch_streams, settings.max_watch_streams_per_connection)
         servicer = BridgeServicer(self.store, self.hub, self.metrics, lambda: self.health.refusal, slots)
-        add_servicer(servicer, self._server, access_control=self._auth is not None)
+        add_servicer(servicer, self._server, self._current_keyring if self._auth else None)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self._server)
         reflection.enable_server_reflection(
             (pb.DESCRIPTOR.services_by_name["UnifiedBridge"].full_name, reflection.SERVICE_NAME),
@@ -73,6 +73,10 @@ class BridgeServer:
         """The admin tokens of --auth-tokens and the scoped ones of --auth-file (AccessFileError)."""
         scoped = load_access_file(self.settings.auth_file) if self.settings.auth_file else None
         return Keyring.of(parse_tokens(self.settings.auth_tokens), scoped)
+
+    def _current_keyring(self) -> Keyring:
+        assert self._auth is not None
+        return self._auth.keyring
 
     def reload_access(self) -> None:
         """Read --auth-file again (on SIGHUP); a file that cannot be used leaves the rules as they were."""

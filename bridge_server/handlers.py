@@ -8,6 +8,7 @@ becomes a :class:`Malformed` value, which the servicer answers with INVALID_ARGU
 With access control on, each parsed request is also checked against its caller's scope
 (:func:`bridge_server.access.refusal`); a call outside it reaches the servicer as a :class:`Refused`
 value, which the servicer answers with PERMISSION_DENIED (its metrics and error metadata included).
+An open watch stream is checked again after the rules are reloaded, before its next event.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from bridge_server.access import CALLER, refusal
-from unified_bridge.errors import BridgeError, PermissionDeniedError, ValidationError
+from bridge_server.scopes import Keyring
+from unified_bridge.errors import (
+    ERROR_METADATA_KEY,
+    BridgeError,
+    PermissionDeniedError,
+    ValidationError,
+    wire_name,
+)
 from unified_bridge.proto import unified_bridge_pb2 as pb
 
 __all__ = ["Malformed", "Refused", "Rejected", "add_servicer"]
@@ -83,14 +91,29 @@ def _screen(method: str, request: Any) -> Any:
     return Refused(reason)
 
 
-def _screened(method: str, behavior: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
-    """``behavior`` with each request checked against its caller's scope first."""
+def _screened(
+    method: str, behavior: Callable[..., Any], streaming: bool, keyring: Callable[[], Keyring]
+) -> Callable[..., Any]:
+    """``behavior`` with each request checked against its caller's scope first; a stream is checked
+    again before each response that follows a reload of the rules, so a revoked token reads no more."""
     if streaming:
 
         async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            rules, caller = keyring(), CALLER.get()
             # aclosing: a client that goes away closes the servicer's stream (and its finally) now.
             async with contextlib.aclosing(behavior(_screen(method, request), context)) as responses:
                 async for response in responses:
+                    if keyring() is not rules and caller is not None:
+                        rules = keyring()
+                        holder = rules.holder(caller.digest)
+                        reason = (
+                            refusal(method, request, holder)
+                            if holder is not None
+                            else f"token {caller.name!r} is no longer accepted"
+                        )
+                        if reason is not None:
+                            await _end_refused(context, method, reason)
+                        caller = holder
                     yield response
 
         return stream
@@ -101,9 +124,19 @@ def _screened(method: str, behavior: Callable[..., Any], streaming: bool) -> Cal
     return unary
 
 
-def add_servicer(servicer: Any, server: grpc.aio.Server, access_control: bool = False) -> None:
-    """Register every method of ``unified_bridge.v1.UnifiedBridge`` on ``server``; with
-    ``access_control``, each call is checked against the scope of the caller the interceptor set."""
+async def _end_refused(context: grpc.aio.ServicerContext[Any, Any], method: str, reason: str) -> None:
+    log.info("ended %s: %s", method, reason)
+    error = Refused(reason).error()
+    context.set_trailing_metadata(((ERROR_METADATA_KEY, wire_name(type(error))),))
+    await context.abort(grpc.StatusCode.PERMISSION_DENIED, error.message)
+
+
+def add_servicer(
+    servicer: Any, server: grpc.aio.Server, keyring: Callable[[], Keyring] | None = None
+) -> None:
+    """Register every method of ``unified_bridge.v1.UnifiedBridge`` on ``server``; with the
+    current ``keyring`` (access control on), each call is checked against the scope of the caller
+    the interceptor set."""
     service = pb.DESCRIPTOR.services_by_name["UnifiedBridge"]
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
@@ -115,8 +148,8 @@ def add_servicer(servicer: Any, server: grpc.aio.Server, access_control: bool = 
             else grpc.unary_unary_rpc_method_handler
         )
         behavior = getattr(servicer, method.name)
-        if access_control:
-            behavior = _screened(method.name, behavior, method.server_streaming)
+        if keyring is not None:
+            behavior = _screened(method.name, behavior, method.server_streaming, keyring)
         handlers[method.name] = make(
             behavior,
             request_deserializer=_parser(request_class),

@@ -31,7 +31,7 @@ import hmac
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,10 +81,12 @@ class Principal:
     admin: bool = False
     access: Access = Access.READ
     patterns: tuple[str, ...] = ()
+    #: The SHA-256 of the caller's token: what it is known by across a reload of the rules.
+    digest: bytes = field(default=b"", repr=False, compare=False)
 
     @classmethod
-    def scoped(cls, name: str, access: Access, patterns: Sequence[str]) -> Principal:
-        return cls(name, False, access, tuple(patterns))
+    def scoped(cls, name: str, access: Access, patterns: Sequence[str], digest: bytes = b"") -> Principal:
+        return cls(name, False, access, tuple(patterns), digest)
 
     def reaches(self, session_id: str) -> bool:
         """Whether this caller may see ``session_id`` at all (read it, find it in ListSessions)."""
@@ -109,12 +111,12 @@ def _digest(secret: str) -> bytes:
 class Keyring:
     """The tokens a frontend accepts, by the SHA-256 of each, and the caller each one stands for."""
 
-    entries: tuple[tuple[bytes, Principal], ...] = ()
+    entries: tuple[Principal, ...] = ()
 
     @classmethod
     def of(cls, admin_tokens: Iterable[str] = (), scoped: Keyring | None = None) -> Keyring:
         admins = tuple(
-            (_digest(token), Principal(f"auth-tokens #{number}", admin=True))
+            Principal(f"auth-tokens #{number}", admin=True, digest=_digest(token))
             for number, token in enumerate(admin_tokens, start=1)
         )
         return cls(admins + (scoped.entries if scoped else ()))
@@ -123,11 +125,14 @@ class Keyring:
         return bool(self.entries)
 
     def identify(self, presented: str) -> Principal | None:
-        """The caller whose token is ``presented``, or None; compares with every entry."""
-        digest = _digest(presented)
+        """The caller whose token is ``presented``, or None."""
+        return self.holder(_digest(presented))
+
+    def holder(self, digest: bytes) -> Principal | None:
+        """The caller whose token has this SHA-256 (compared with every entry, in constant time)."""
         found: Principal | None = None
-        for expected, principal in self.entries:
-            if hmac.compare_digest(digest, expected) and found is None:
+        for principal in self.entries:
+            if hmac.compare_digest(digest, principal.digest) and found is None:
                 found = principal
         return found
 
@@ -156,24 +161,24 @@ def _keyring(document: Mapping[str, Any]) -> Keyring:
         raise ValueError("'token' must be an array of tables: [[token]]")
     if not tables:
         raise ValueError("holds no [[token]]")
-    entries: list[tuple[bytes, Principal]] = []
+    entries: list[Principal] = []
     names: set[str] = set()
     for number, table in enumerate(tables, start=1):
         try:
-            digest, principal = _entry(table)
+            principal = _entry(table)
         except ValueError as exc:
             label = table.get("name") if isinstance(table.get("name"), str) else None
             raise ValueError(f"token #{number}{f' ({label!r})' if label else ''}: {exc}") from None
         if principal.name in names:
             raise ValueError(f"token #{number}: the name {principal.name!r} is used twice")
-        if any(hmac.compare_digest(digest, seen) for seen, _ in entries):
+        if any(hmac.compare_digest(principal.digest, seen.digest) for seen in entries):
             raise ValueError(f"token #{number} ({principal.name!r}): its secret is another token's too")
         names.add(principal.name)
-        entries.append((digest, principal))
+        entries.append(principal)
     return Keyring(tuple(entries))
 
 
-def _entry(table: Mapping[str, Any]) -> tuple[bytes, Principal]:
+def _entry(table: Mapping[str, Any]) -> Principal:
     unknown = sorted(set(table) - _TOKEN_KEYS)
     if unknown:
         raise ValueError(f"unknown key {unknown[0]!r} (known: {', '.join(sorted(_TOKEN_KEYS))})")
@@ -187,7 +192,7 @@ def _entry(table: Mapping[str, Any]) -> tuple[bytes, Principal]:
     if admin:
         if "sessions" in table or "access" in table:
             raise ValueError("an admin token reaches every session: drop 'sessions' and 'access'")
-        return digest, Principal(name, admin=True)
+        return Principal(name, admin=True, digest=digest)
     sessions = table.get("sessions", [])
     if not isinstance(sessions, list) or not all(isinstance(p, str) and p for p in sessions):
         raise ValueError("'sessions' must be a list of non-empty glob strings")
@@ -197,7 +202,7 @@ def _entry(table: Mapping[str, Any]) -> tuple[bytes, Principal]:
     except ValueError:
         choices = " or ".join(repr(a.value) for a in Access)
         raise ValueError(f"'access' must be {choices}, got {access_name!r}") from None
-    return digest, Principal.scoped(name, access, sessions)
+    return Principal.scoped(name, access, sessions, digest)
 
 
 def _secret_digest(table: Mapping[str, Any]) -> bytes:

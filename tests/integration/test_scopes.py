@@ -64,11 +64,7 @@ class Caller:
         response_class = getattr(pb, descriptor.output_type.name)
         path = f"/{SERVICE.full_name}/{method}"
         if descriptor.server_streaming:
-            stream = self._channel.unary_stream(
-                path,
-                request_serializer=type(request).SerializeToString,
-                response_deserializer=response_class.FromString,
-            )(request, metadata=self._metadata, timeout=10)
+            stream = self.open_stream(method, **fields)
             try:
                 return next(stream)  # the first event of the replay, or the refusal
             finally:
@@ -79,6 +75,16 @@ class Caller:
             response_deserializer=response_class.FromString,
         )
         return call(request, metadata=self._metadata, timeout=10)
+
+    def open_stream(self, method: str, **fields: Any) -> Any:
+        descriptor = SERVICE.methods_by_name[method]
+        request = getattr(pb, descriptor.input_type.name)(**fields)
+        open_call = self._channel.unary_stream(
+            f"/{SERVICE.full_name}/{method}",
+            request_serializer=type(request).SerializeToString,
+            response_deserializer=getattr(pb, descriptor.output_type.name).FromString,
+        )
+        return open_call(request, metadata=self._metadata, timeout=30)
 
     def refused(self, method: str, **fields: Any) -> grpc.RpcError:
         try:
@@ -388,3 +394,26 @@ def test_a_bad_reload_keeps_the_previous_rules(frontend_process_factory, access_
         assert _allowed(reader, session)  # still the old rules: read on <prefix>-a-*
         assert admin("GetSession", session_id=session).session_id == session
         assert not any("reader-secret" in entry for entry in frontend.log)  # secrets are never logged
+
+
+def test_an_open_watch_ends_once_a_reload_takes_its_session_away(
+    frontend_process_factory, access_file, prefix
+):
+    frontend = frontend_process_factory("--auth-file", str(access_file))
+    session = f"{prefix}-a-watched"
+    with grpc.insecure_channel(frontend.target) as channel:
+        admin, reader = Caller(channel, "file-admin-secret"), Caller(channel, "reader-secret")
+        _with_variable(admin, session)
+        stream = reader.open_stream("WatchSession", session_id=session)
+        assert next(stream).kind == pb.EVENT_KIND_REGISTERED
+
+        access_file.write_text(rules(prefix, reader_sessions=("-shared",)))
+        os.kill(frontend.pid, signal.SIGHUP)
+        frontend.wait_for_line(re.compile(r"access rules reloaded"))
+        admin("SetVariable", session_id=session, name_or_id="x", value=pb.Value(integer_value=2))
+        kinds: list[int] = []
+        with pytest.raises(grpc.RpcError) as info:
+            kinds.extend(event.kind for event in stream)
+        assert set(kinds) <= {pb.EVENT_KIND_CAUGHT_UP}  # CAUGHT_UP may still come; the change does not
+        assert_denied(info.value, r"^permission denied: token 'reader' may not read session '.*-a-watched'")
+        assert ("ub-error", "PermissionDeniedError") in tuple(info.value.trailing_metadata())
