@@ -18,6 +18,7 @@ from bridge_server.fanout import EventHub, QueueBudget
 from bridge_server.handlers import add_servicer
 from bridge_server.health import SERVICE_NAME, HealthMonitor
 from bridge_server.metrics import Metrics
+from bridge_server.scopes import AccessFileError, Keyring, load_access_file
 from bridge_server.servicer import BridgeServicer
 from bridge_server.storage import connect_storage, describe_storage
 from bridge_server.store import VariableStore
@@ -57,12 +58,14 @@ class BridgeServer:
         self.health = HealthMonitor(
             self.redis, settings.health_check_interval_seconds, settings.redis_timeout_seconds, self.metrics
         )
-        tokens = parse_tokens(settings.auth_tokens)
-        interceptors = [TokenAuthInterceptor(tokens)] if tokens else []
-        self._server = grpc.aio.server(options=server_options(settings), interceptors=interceptors)
+        keyring = self._keyring()
+        self._auth = TokenAuthInterceptor(keyring) if keyring else None
+        self._server = grpc.aio.server(
+            options=server_options(settings), interceptors=[self._auth] if self._auth else []
+        )
         slots = StreamSlots(settings.max_watch_streams, settings.max_watch_streams_per_connection)
         servicer = BridgeServicer(self.store, self.hub, self.metrics, lambda: self.health.refusal, slots)
-        add_servicer(servicer, self._server)
+        add_servicer(servicer, self._server, self._current_keyring if self._auth else None)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self._server)
         reflection.enable_server_reflection(
             (pb.DESCRIPTOR.services_by_name["UnifiedBridge"].full_name, reflection.SERVICE_NAME),
@@ -71,6 +74,28 @@ class BridgeServer:
         self.port = 0
         self.metrics_port = 0
         self._stopped = asyncio.Event()
+
+    def _keyring(self) -> Keyring:
+        """The admin tokens of --auth-tokens and the scoped ones of --auth-file (AccessFileError)."""
+        scoped = load_access_file(self.settings.auth_file) if self.settings.auth_file else None
+        return Keyring.of(parse_tokens(self.settings.auth_tokens), scoped)
+
+    def _current_keyring(self) -> Keyring:
+        assert self._auth is not None
+        return self._auth.keyring
+
+    def reload_access(self) -> None:
+        """Read --auth-file again (on SIGHUP); a file that cannot be used leaves the rules as they were."""
+        if self._auth is None or not self.settings.auth_file:
+            log.warning("SIGHUP: no --auth-file to reload")
+            return
+        try:
+            keyring = self._keyring()
+        except AccessFileError as exc:
+            log.error("access rules NOT reloaded, the previous ones stay in force: %s", exc)
+            return
+        self._auth.keyring = keyring
+        log.info("access rules reloaded from %s: %d tokens", self.settings.auth_file, len(keyring.entries))
 
     async def start(self) -> int:
         address = f"{self.settings.host}:{self.settings.port}"
@@ -125,6 +150,7 @@ async def serve(settings: Settings) -> None:
     stop_requested = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop_requested.set)
+    loop.add_signal_handler(signal.SIGHUP, server.reload_access)
     await stop_requested.wait()
     log.info("shutdown requested: finishing in-flight calls (grace %.1f s)", settings.shutdown_grace_seconds)
     await server.stop()

@@ -1,21 +1,27 @@
 """Bearer-token authentication of the UnifiedBridge service (health and reflection stay open).
 
-With `--auth-tokens a,b` every call must carry the metadata `authorization: Bearer <a or b>`;
-several tokens let operators rotate them without downtime. Tokens are compared in constant time
-and never logged.
+Every call must carry the metadata `authorization: Bearer <token>`. The accepted tokens are those of
+`--auth-tokens a,b` (admin tokens; several let operators rotate them without downtime) and those of
+the access file `--auth-file` (each with a name and a scope: see `bridge_server.scopes`). A call
+without a known token is UNAUTHENTICATED; a known one becomes this call's caller
+(`bridge_server.access.CALLER`), whose scope the handlers check against the request. Tokens are
+compared in constant time and never logged; a token's name may be.
 """
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 
+from bridge_server.access import CALLER
+from bridge_server.scopes import Keyring
+
 __all__ = ["TokenAuthInterceptor", "parse_tokens"]
 
 _PROTECTED_PREFIX = "/unified_bridge.v1.UnifiedBridge/"
+_BEARER = "Bearer "
 _DENIED = "missing or invalid token: send the metadata 'authorization: Bearer <token>'"
 
 
@@ -24,8 +30,9 @@ def parse_tokens(raw: str) -> list[str]:
 
 
 class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    def __init__(self, tokens: Sequence[str]) -> None:
-        self._expected = [f"Bearer {token}".encode() for token in tokens]
+    def __init__(self, keyring: Keyring) -> None:
+        #: Replaced whole on a reload of the access file; each call reads it once.
+        self.keyring = keyring
 
     async def intercept_service(
         self,
@@ -34,16 +41,21 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
     ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
-        if handler is None or not method.startswith(_PROTECTED_PREFIX) or self._allows(handler_call_details):
+        if handler is None or not method.startswith(_PROTECTED_PREFIX):
             return handler
-        return _denying(handler)
+        caller = self.keyring.identify(_presented_token(handler_call_details))
+        if caller is None:
+            return _denying(handler)
+        # The interceptor and the handler run in the call's own task: the handler sees this.
+        CALLER.set(caller)
+        return handler
 
-    def _allows(self, details: grpc.HandlerCallDetails) -> bool:
-        metadata = details.invocation_metadata or ()
-        presented = next((str(value) for key, value in metadata if key == "authorization"), "").encode()
-        # Compare with every token, so the time taken does not tell which one nearly matched.
-        matches = [hmac.compare_digest(presented, expected) for expected in self._expected]
-        return any(matches)
+
+def _presented_token(details: grpc.HandlerCallDetails) -> str:
+    metadata = details.invocation_metadata or ()
+    header = next((str(value) for key, value in metadata if key == "authorization"), "")
+    # No "Bearer " prefix: hash an empty token, which matches nothing, in the same time.
+    return header[len(_BEARER) :] if header.startswith(_BEARER) else ""
 
 
 def _denying(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:

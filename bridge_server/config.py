@@ -10,6 +10,7 @@ from typing import Any
 
 from bridge_server.auth import parse_tokens
 from bridge_server.logs import LOG_FORMATS
+from bridge_server.scopes import load_access_file
 from unified_bridge._rules import SessionLimits
 from unified_bridge._transport import DEFAULT_MAX_MESSAGE_BYTES
 
@@ -35,6 +36,8 @@ class Settings:
     key_prefix: str = "ub"
     # Comma-separated bearer tokens; empty: no authentication. Kept out of repr so it is never logged.
     auth_tokens: str = dataclasses.field(default="", repr=False)
+    # A TOML file of named tokens with session scopes (bridge_server/scopes.py); reloaded on SIGHUP.
+    auth_file: str = ""
     log_level: str = "INFO"
     # "text" for people, "json" for one JSON object per line.
     log_format: str = "text"
@@ -103,6 +106,8 @@ class Settings:
             raise ValueError(
                 "auth_tokens (--auth-tokens, BRIDGE_AUTH_TOKENS) is set but holds no usable token"
             )
+        if self.auth_file:
+            load_access_file(self.auth_file)  # a bad file stops the start (AccessFileError is a ValueError)
         if self.key_prefix == "" or any(c in self.key_prefix for c in "{}: \t\n*?[]"):
             raise ValueError(f"key prefix {self.key_prefix!r} must be non-empty, without {{}}:*?[] or spaces")
 

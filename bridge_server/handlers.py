@@ -4,24 +4,49 @@ The generated ``add_UnifiedBridgeServicer_to_server`` parses each request with `
 that are not a valid message then end the call as UNKNOWN ("Unexpected DecodeError") with a
 traceback in the log, for every caller, authenticated or not. Here a request that does not parse
 becomes a :class:`Malformed` value, which the servicer answers with INVALID_ARGUMENT and no log line.
+
+With access control on, each parsed request is also checked against its caller's scope
+(:func:`bridge_server.access.refusal`); a call outside it reaches the servicer as a :class:`Refused`
+value, which the servicer answers with PERMISSION_DENIED (its metrics and error metadata included).
+An open watch stream is checked again after the rules are reloaded, before its next event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
 
+from bridge_server.access import CALLER, refusal
+from bridge_server.scopes import Keyring
+from unified_bridge.errors import (
+    ERROR_METADATA_KEY,
+    BridgeError,
+    PermissionDeniedError,
+    ValidationError,
+    wire_name,
+)
 from unified_bridge.proto import unified_bridge_pb2 as pb
 
-__all__ = ["Malformed", "add_servicer"]
+__all__ = ["Malformed", "Refused", "Rejected", "add_servicer"]
+
+log = logging.getLogger(__name__)
+
+
+class Rejected:
+    """A request the servicer must not act on: it raises :meth:`error` instead."""
+
+    def error(self) -> BridgeError:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True, slots=True)
-class Malformed:
+class Malformed(Rejected):
     """What a request that does not parse as its message turns into."""
 
     message_name: str
@@ -29,6 +54,19 @@ class Malformed:
 
     def describe(self) -> str:
         return f"the request is not a valid {self.message_name} message: {self.reason}"
+
+    def error(self) -> BridgeError:
+        return ValidationError(self.describe())
+
+
+@dataclass(frozen=True, slots=True)
+class Refused(Rejected):
+    """What a request outside its caller's scope turns into."""
+
+    reason: str
+
+    def error(self) -> BridgeError:
+        return PermissionDeniedError(f"permission denied: {self.reason}")
 
 
 def _parser(message_class: Any) -> Callable[[bytes], Any]:
@@ -41,8 +79,64 @@ def _parser(message_class: Any) -> Callable[[bytes], Any]:
     return parse
 
 
-def add_servicer(servicer: Any, server: grpc.aio.Server) -> None:
-    """Register every method of ``unified_bridge.v1.UnifiedBridge`` on ``server``."""
+def _screen(method: str, request: Any) -> Any:
+    """``request``, or a :class:`Refused` if this call's caller may not make it."""
+    if isinstance(request, Malformed):
+        return request  # names no session; answered with INVALID_ARGUMENT, touching nothing
+    caller = CALLER.get()
+    reason = refusal(method, request, caller)
+    if reason is None:
+        return request
+    log.info("refused %s of token %r: %s", method, caller.name if caller else None, reason)
+    return Refused(reason)
+
+
+def _screened(
+    method: str, behavior: Callable[..., Any], streaming: bool, keyring: Callable[[], Keyring]
+) -> Callable[..., Any]:
+    """``behavior`` with each request checked against its caller's scope first; a stream is checked
+    again before each response that follows a reload of the rules, so a revoked token reads no more."""
+    if streaming:
+
+        async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            rules, caller = keyring(), CALLER.get()
+            # aclosing: a client that goes away closes the servicer's stream (and its finally) now.
+            async with contextlib.aclosing(behavior(_screen(method, request), context)) as responses:
+                async for response in responses:
+                    if keyring() is not rules and caller is not None:
+                        rules = keyring()
+                        holder = rules.holder(caller.digest)
+                        reason = (
+                            refusal(method, request, holder)
+                            if holder is not None
+                            else f"token {caller.name!r} is no longer accepted"
+                        )
+                        if reason is not None:
+                            await _end_refused(context, method, reason)
+                        caller = holder
+                    yield response
+
+        return stream
+
+    async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        return await behavior(_screen(method, request), context)
+
+    return unary
+
+
+async def _end_refused(context: grpc.aio.ServicerContext[Any, Any], method: str, reason: str) -> None:
+    log.info("ended %s: %s", method, reason)
+    error = Refused(reason).error()
+    context.set_trailing_metadata(((ERROR_METADATA_KEY, wire_name(type(error))),))
+    await context.abort(grpc.StatusCode.PERMISSION_DENIED, error.message)
+
+
+def add_servicer(
+    servicer: Any, server: grpc.aio.Server, keyring: Callable[[], Keyring] | None = None
+) -> None:
+    """Register every method of ``unified_bridge.v1.UnifiedBridge`` on ``server``; with the
+    current ``keyring`` (access control on), each call is checked against the scope of the caller
+    the interceptor set."""
     service = pb.DESCRIPTOR.services_by_name["UnifiedBridge"]
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
@@ -53,8 +147,11 @@ def add_servicer(servicer: Any, server: grpc.aio.Server) -> None:
             if method.server_streaming
             else grpc.unary_unary_rpc_method_handler
         )
+        behavior = getattr(servicer, method.name)
+        if keyring is not None:
+            behavior = _screened(method.name, behavior, method.server_streaming, keyring)
         handlers[method.name] = make(
-            getattr(servicer, method.name),
+            behavior,
             request_deserializer=_parser(request_class),
             response_serializer=response_class.SerializeToString,
         )

@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 
+from bridge_server.access import session_filter
 from bridge_server.convert import (
     event_to_proto,
     import_digest,
@@ -25,7 +26,7 @@ from bridge_server.convert import (
 )
 from bridge_server.errors import Status, status_for
 from bridge_server.fanout import EventHub
-from bridge_server.handlers import Malformed
+from bridge_server.handlers import Rejected
 from bridge_server.metrics import Metrics
 from bridge_server.store import ValueReader, VariableStore
 from bridge_server.stream_limits import StreamSlots
@@ -71,8 +72,8 @@ def unary(
         metrics: Metrics = self.metrics
         started = time.perf_counter()
         try:
-            if isinstance(request, Malformed):
-                raise ValidationError(request.describe())
+            if isinstance(request, Rejected):
+                raise request.error()
             if (refusal := self.refusal()) is not None:
                 raise BridgeUnavailableError(refusal)
             response = await method(self, request, context)
@@ -167,7 +168,9 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
     async def ListSessions(
         self, request: pb.ListSessionsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListSessionsResponse:
-        ids, token = await self._store.list_sessions(request.page_size, request.page_token)
+        # A scoped caller sees only its sessions: a page may hold fewer ids (even none) than asked,
+        # and the next page token still moves on, so paging until the token is "" reaches the end.
+        ids, token = await self._store.list_sessions(request.page_size, request.page_token, session_filter())
         return pb.ListSessionsResponse(session_ids=ids, next_page_token=token)
 
     # -- variables ------------------------------------------------------------------------------
@@ -278,8 +281,8 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
         peer = context.peer()
         slot = False
         try:
-            if isinstance(request, Malformed):
-                raise ValidationError(request.describe())
+            if isinstance(request, Rejected):
+                raise request.error()
             if (refusal := self.refusal()) is not None:
                 raise BridgeUnavailableError(refusal)
             self.streams.take(peer)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgpack
@@ -171,18 +171,28 @@ class VariableStore:
         self._activity.forget(session_id)
         return reply.status is DeleteSessionStatus.DELETED
 
-    async def list_sessions(self, page_size: int, page_token: str) -> tuple[list[str], str]:
-        """A page of session ids and the token of the next page ("" when there is none)."""
+    async def list_sessions(
+        self, page_size: int, page_token: str, visible: Callable[[str], bool] | None = None
+    ) -> tuple[list[str], str]:
+        """A page of session ids and the token of the next page ("" when there is none).
+
+        With ``visible``, only the ids it accepts: a page of one SCAN step may then hold fewer than
+        ``page_size`` ids, or none, while its token still moves on.
+        """
         size = max(1, min(page_size or 100, 1000))
         if self._settings.redis_cluster:
-            return await self._list_sessions_on_cluster(size, page_token)
+            return await self._list_sessions_on_cluster(size, page_token, visible)
         cursor = _page_cursor(page_token)
         prefix = self._settings.key_prefix
         cursor, found = await self._redis.scan(cursor=cursor, match=session_scan_pattern(prefix), count=size)
         ids = sorted(session_id_from_key(prefix, _text(key)) for key in found)
+        if visible is not None:
+            ids = [session_id for session_id in ids if visible(session_id)]
         return ids, (str(cursor) if cursor else "")
 
-    async def _list_sessions_on_cluster(self, size: int, after: str) -> tuple[list[str], str]:
+    async def _list_sessions_on_cluster(
+        self, size: int, after: str, visible: Callable[[str], bool] | None
+    ) -> tuple[list[str], str]:
         # A SCAN cursor belongs to one node: scan them all and page by id instead (an operator's
         # listing, so a full scan per page is acceptable).
         prefix = self._settings.key_prefix
@@ -192,6 +202,8 @@ class VariableStore:
                 async for key in self._redis.scan_iter(match=session_scan_pattern(prefix), count=1000)
             ]
         )
+        if visible is not None:  # before paging, so the pages stay full
+            ids = [session_id for session_id in ids if visible(session_id)]
         page = [session_id for session_id in ids if session_id > after][:size]
         more = bool(page) and page[-1] != ids[-1]
         return page, (page[-1] if more else "")

@@ -8,6 +8,7 @@
     ├── VersionConflictError                           FAILED_PRECONDITION
     ├── LimitExceededError                             RESOURCE_EXHAUSTED
     ├── AuthenticationError                            UNAUTHENTICATED
+    │   └── PermissionDeniedError                      PERMISSION_DENIED
     └── BridgeUnavailableError     (also ConnectionError) UNAVAILABLE, DEADLINE_EXCEEDED
 
 Each class names the gRPC status it travels as (``status_code``, a ``grpc.StatusCode`` name). The
@@ -28,6 +29,7 @@ __all__ = [
     "BridgeError",
     "BridgeUnavailableError",
     "LimitExceededError",
+    "PermissionDeniedError",
     "SessionNotFoundError",
     "ValidationError",
     "VariableNotFoundError",
@@ -129,6 +131,15 @@ class AuthenticationError(BridgeError):
     status_code = "UNAUTHENTICATED"
 
 
+class PermissionDeniedError(AuthenticationError):
+    """The caller's token is valid but does not reach this session, or not for this kind of call.
+
+    A subclass of :class:`AuthenticationError`, which it was raised as before scoped tokens existed.
+    """
+
+    status_code = "PERMISSION_DENIED"
+
+
 class BridgeUnavailableError(BridgeError, ConnectionError):
     """No frontend answered in time, or the frontend could not reach Redis."""
 
@@ -146,6 +157,7 @@ _BY_NAME: dict[str, type[BridgeError]] = {
         VersionConflictError,
         LimitExceededError,
         AuthenticationError,
+        PermissionDeniedError,
         BridgeUnavailableError,
     )
 }
@@ -161,7 +173,7 @@ _BY_STATUS: dict[str, type[BridgeError]] = {
     "ABORTED": VersionConflictError,
     "RESOURCE_EXHAUSTED": LimitExceededError,
     "UNAUTHENTICATED": AuthenticationError,
-    "PERMISSION_DENIED": AuthenticationError,
+    "PERMISSION_DENIED": PermissionDeniedError,
     "UNAVAILABLE": BridgeUnavailableError,
     "DEADLINE_EXCEEDED": BridgeUnavailableError,
 }
