@@ -7,7 +7,8 @@ which reads the session id from the request and looks the method up in :data:`NE
 | need  | methods                                                                                 |
 |-------|-----------------------------------------------------------------------------------------|
 | read  | GetSession, Heartbeat, GetVariable, GetVariables, ListVariables, WatchSession           |
-| write | CreateSession, ImportSession, DeleteSession, RegisterVariable, SetVariable(s), DeleteVariable |
+| open  | CreateSession: a read-write caller creates; a read caller only opens an existing session |
+| write | ImportSession, DeleteSession, RegisterVariable, SetVariable(s), DeleteVariable           |
 | list  | ListSessions: any caller; a scoped token sees only the ids its patterns match           |
 
 Deleting a session is a write: a read-write token may delete the sessions it reaches. A scoped token
@@ -24,17 +25,18 @@ from typing import Any
 
 from bridge_server.scopes import Principal
 
-__all__ = ["CALLER", "NEEDS", "Need", "refusal", "session_filter"]
+__all__ = ["CALLER", "NEEDS", "Need", "may_create", "refusal", "session_filter"]
 
 
 class Need(enum.Enum):
     READ = "read"
+    OPEN = "open"
     WRITE = "write"
     LIST = "list"
 
 
 NEEDS: dict[str, Need] = {
-    "CreateSession": Need.WRITE,
+    "CreateSession": Need.OPEN,
     "GetSession": Need.READ,
     "Heartbeat": Need.READ,
     "DeleteSession": Need.WRITE,
@@ -73,10 +75,20 @@ def refusal(method: str, request: Any, caller: Principal | None) -> str | None:
     allowed = caller.may_write(session_id) if need is Need.WRITE else caller.reaches(session_id)
     if allowed:
         return None
+    verb = "write" if need is Need.WRITE else need.value
     return (
-        f"token {caller.name!r} may not {need.value} session {session_id!r} "
-        f"(its scope: {caller.describe_scope()})"
+        f"token {caller.name!r} may not {verb} session {session_id!r} (its scope: {caller.describe_scope()})"
     )
+
+
+def may_create(session_id: str) -> bool:
+    """Whether this call's caller may create ``session_id`` (or only open it, if it exists).
+
+    The SDK's ``client.session(id)`` sends CreateSession, which refreshes an existing session: a
+    read-only token may do that much, as a Heartbeat, but never creates one.
+    """
+    caller = CALLER.get()
+    return caller is None or caller.may_write(session_id)
 
 
 def session_filter() -> Callable[[str], bool] | None:

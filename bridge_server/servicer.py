@@ -16,7 +16,7 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 
-from bridge_server.access import session_filter
+from bridge_server.access import may_create, session_filter
 from bridge_server.convert import (
     event_to_proto,
     import_digest,
@@ -126,6 +126,10 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
     async def CreateSession(
         self, request: pb.CreateSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.CreateSessionResponse:
+        if not may_create(request.session_id):
+            # A read-only caller opening a session: refreshed if it exists, NOT_FOUND if not.
+            info = await self._store.touch_session(request.session_id)
+            return pb.CreateSessionResponse(session=session_to_proto(info), created=False)
         info, created = await self._store.create_session(
             request.session_id or None, request.ttl_seconds or None, dict(request.metadata)
         )

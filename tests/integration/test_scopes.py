@@ -20,7 +20,13 @@ from bridge_server.access import NEEDS, Need, refusal
 from bridge_server.config import Settings
 from bridge_server.scopes import Access, AccessFileError, Principal, glob_matches, load_access_file
 from bridge_server.testing import wait_until, without_bridge_settings
-from unified_bridge import AuthenticationError, PermissionDeniedError, VariableType, connect
+from unified_bridge import (
+    AuthenticationError,
+    PermissionDeniedError,
+    SessionNotFoundError,
+    VariableType,
+    connect,
+)
 from unified_bridge.proto import unified_bridge_pb2 as pb
 
 SERVICE = pb.DESCRIPTOR.services_by_name["UnifiedBridge"]
@@ -161,7 +167,8 @@ def test_a_read_only_token_reads_and_watches_but_cannot_write(callers, prefix):
     assert_denied(reader.refused("SetVariables", session_id=session, updates=[update]), write)
     assert_denied(reader.refused("DeleteVariable", session_id=session, name_or_id="x"), write)
     assert_denied(reader.refused("DeleteSession", session_id=session), write)
-    assert_denied(reader.refused("CreateSession", session_id=f"{prefix}-a-2"), write.replace("-1", "-2"))
+    # Opening a session that does not exist never creates it for a read-only token.
+    assert reader.refused("CreateSession", session_id=f"{prefix}-a-2").code() == grpc.StatusCode.NOT_FOUND
     # Nothing the refused calls asked for happened.
     assert admin("GetVariable", session_id=session, name_or_id="x").value.integer_value == 7
     assert admin.refused("GetSession", session_id=f"{prefix}-a-2").code() == grpc.StatusCode.NOT_FOUND
@@ -192,7 +199,7 @@ def test_a_token_reaches_only_the_sessions_its_patterns_match(callers, prefix):
     assert_denied(writer.refused("DeleteSession", session_id=theirs), outside)
     # The whole id must match: "<prefix>-a-*" is not "<prefix>-ab" nor "x<prefix>-a-1".
     for near_miss in (f"{prefix}-ab", f"x{prefix}-a-1", f"{prefix}.a-1"):
-        assert_denied(writer.refused("CreateSession", session_id=near_miss), "may not write")
+        assert_denied(writer.refused("CreateSession", session_id=near_miss), "may not open")
     # A scoped token names the sessions it creates: the server's choice could fall outside its patterns.
     assert_denied(writer.refused("CreateSession"), "token 'writer' must name the session it creates")
     assert admin("GetSession", session_id=theirs).session_id == theirs
@@ -284,7 +291,21 @@ def test_the_sdk_raises_permission_denied_error(scoped, prefix):
             client.session(f"{prefix}-b-sdk")
     assert isinstance(info.value, AuthenticationError)  # what it was raised as before scopes
     assert info.value.grpc_status == grpc.StatusCode.PERMISSION_DENIED
-    assert "token 'writer' may not write session" in str(info.value)
+    assert "token 'writer' may not open session" in str(info.value)
+
+
+def test_a_read_only_token_opens_an_existing_session_with_the_sdk(scoped, prefix):
+    session = f"{prefix}-shared"
+    with connect(scoped.target, token="flag-admin", timeout=5) as admin, admin.session(session) as ctx:
+        ctx.register_variable("x", VariableType.INTEGER, 1)
+    with connect(scoped.target, token="reader-secret", timeout=5) as client:
+        with client.session(session) as ctx:
+            assert ctx["x"] == 1
+            with pytest.raises(PermissionDeniedError, match="token 'reader' may not write session"):
+                ctx["x"] = 2
+        with pytest.raises(SessionNotFoundError):
+            client.session(f"{prefix}-a-never-created")
+        assert f"{prefix}-a-never-created" not in client.list_sessions()
 
 
 def test_secret_sha256_is_accepted_and_a_wrong_secret_is_not(callers, prefix):
