@@ -13,40 +13,14 @@ import contextlib
 import logging
 import os
 import shutil
-import socket
 import threading
 from collections.abc import Iterator
 
-from bridge_server.testing import free_port, private_redis
+from bridge_server.testing import container_redis, docker_answers, free_port, private_redis
 
 log = logging.getLogger(__name__)
 
 REDIS_URL_VARIABLE = "BRIDGE_TEST_REDIS_URL"
-
-
-@contextlib.contextmanager
-def _container_redis() -> Iterator[str]:
-    from testcontainers.redis import RedisContainer
-
-    image = f"redis:{os.environ.get('BRIDGE_TEST_REDIS_VERSION', '7.2')}"
-    with RedisContainer(image) as container:
-        host = container.get_container_host_ip()
-        yield f"redis://{host}:{container.get_exposed_port(6379)}/0"
-
-
-def _docker_answers() -> bool:
-    """Whether a Docker engine answers a ping (checked on the raw socket: docker-py leaks one)."""
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if not host.startswith("unix://"):
-        return True  # a remote engine: let testcontainers find out
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(2)
-            sock.connect(host.removeprefix("unix://"))
-            sock.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
-            return b" 200 " in sock.recv(64)
-    except OSError:
-        return False
 
 
 @contextlib.contextmanager
@@ -70,8 +44,8 @@ def test_redis() -> Iterator[tuple[str, bool]]:
     if url := os.environ.get(REDIS_URL_VARIABLE):
         log.info("tests use the Redis at %s", url)
         yield url, True
-    elif _docker_answers():
-        with _container_redis() as url:
+    elif docker_answers():
+        with container_redis(f"redis:{os.environ.get('BRIDGE_TEST_REDIS_VERSION', '7.2')}") as url:
             yield url, True
     elif shutil.which("redis-server"):
         with private_redis() as server:
