@@ -31,6 +31,7 @@ from tests.harness.certs import CertificateAuthority, Issued
 from unified_bridge import (
     AuthenticationError,
     BridgeUnavailableError,
+    LocalFirstContext,
     ValidationError,
     VariableType,
     connect,
@@ -218,6 +219,19 @@ async def test_async_client_over_mtls_with_a_token(frontend_factory, pki, sessio
         assert event.changes[0].value == 6
         assert await ctx.get_variable("x") == 6
         await ctx.close()
+
+
+def test_a_local_first_context_moves_to_a_tls_bridge(mtls_frontend, pki, session_id):
+    with (
+        connect(mtls_frontend.target, **_mtls_options(pki)) as client,
+        LocalFirstContext(session_id, bridge=client) as ctx,
+    ):
+        ctx["x"] = 1
+        ctx.ensure_bridged()
+        assert ctx.is_bridged
+        assert ctx["x"] == 1
+        with client.session(session_id) as other:
+            assert other["x"] == 1
 
 
 # --- TLS and tokens together ---------------------------------------------------------------------
