@@ -151,8 +151,6 @@ def _read_tls_file(flag: str, path: str, marker: bytes) -> bytes:
         raise TlsFileError(f"{flag} {path!r} cannot be read: {exc.strerror or exc}") from exc
     if marker not in data:
         raise TlsFileError(f"{flag} {path!r} is not PEM: it has no {marker.decode()!r} line")
-    if b"ENCRYPTED" in data:
-        raise TlsFileError(f"{flag} {path!r} is encrypted: gRPC needs an unencrypted key")
     return data
 
 
@@ -163,6 +161,8 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
         return None
     cert = _read_tls_file("--tls-cert", settings.tls_cert, b"-----BEGIN CERTIFICATE-----")
     key = _read_tls_file("--tls-key", settings.tls_key, b"PRIVATE KEY-----")
+    if b"ENCRYPTED PRIVATE KEY-----" in key or b"Proc-Type: 4,ENCRYPTED" in key:
+        raise TlsFileError(f"--tls-key {settings.tls_key!r} is encrypted: gRPC needs an unencrypted key")
     client_ca = None
     if settings.tls_client_ca:
         client_ca = _read_tls_file("--tls-client-ca", settings.tls_client_ca, b"-----BEGIN CERTIFICATE-----")
@@ -200,7 +200,7 @@ def unprotected_exposure(settings: Settings) -> bool:
 
 
 def describe_protection(settings: Settings) -> str:
-    """``auth: on, TLS: mutual`` and the like, for the startup line (never a token or a key)."""
+    """``auth: off, TLS: on`` and the like, for the startup line (never a token or a key)."""
     auth = "on (bearer tokens)" if settings.auth_tokens else "off"
     if settings.tls_client_ca:
         tls = "on, mutual (client certificates required)"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -340,11 +341,20 @@ def test_tls_settings_come_from_the_environment_too():
 def test_unusable_tls_files_are_a_clear_error(pki, tmp_path):
     _, other_key = pki.other_ca.issue("x", hosts=("127.0.0.1",)).write(tmp_path, "other")
     both = {"tls_cert": pki.server_cert, "tls_key": pki.server_key}
+    encrypted_key = str(tmp_path / "encrypted.key")
+    Path(encrypted_key).write_bytes(
+        serialization.load_pem_private_key(Path(pki.server_key).read_bytes(), None).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"passphrase"),
+        )
+    )
     cases = [
         ({"tls_cert": str(tmp_path / "missing.crt"), "tls_key": pki.server_key}, "cannot be read"),
         ({"tls_cert": pki.junk, "tls_key": pki.server_key}, "is not PEM"),
         ({**both, "tls_key": pki.server_cert}, f"--tls-key {pki.server_cert!r} is not PEM"),
         ({**both, "tls_key": other_key}, "the key does not belong to the certificate"),
+        ({**both, "tls_key": encrypted_key}, "is encrypted: gRPC needs an unencrypted key"),
         ({**both, "tls_client_ca": pki.junk}, f"--tls-client-ca {pki.junk!r} is not PEM"),
         ({**both, "tls_client_ca": str(tmp_path)}, f"--tls-client-ca {str(tmp_path)!r} cannot be read"),
     ]
@@ -440,10 +450,3 @@ def test_a_frontend_open_to_the_network_warns():
     with FrontendProcess(None, "--host", "0.0.0.0") as process:
         process.wait_for_line(re.compile("neither authentication nor TLS"))
     assert any("auth: off, TLS: off" in line for line in process.log)
-
-
-def test_write_helper_files(tmp_path, pki):
-    """The certificate helper writes PEM files a frontend loads (what users of the harness rely on)."""
-    cert, key = pki.client.write(tmp_path, "client")
-    assert Path(cert).read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
-    assert b"PRIVATE KEY-----" in Path(key).read_bytes()
