@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
+import ssl
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
@@ -25,7 +28,17 @@ from bridge_server.store import VariableStore
 from bridge_server.stream_limits import StreamSlots
 from unified_bridge.proto import unified_bridge_pb2 as pb
 
-__all__ = ["SERVICE_NAME", "BridgeServer", "serve", "server_options"]
+__all__ = [
+    "SERVICE_NAME",
+    "BridgeServer",
+    "TlsFileError",
+    "describe_protection",
+    "is_loopback",
+    "serve",
+    "server_credentials",
+    "server_options",
+    "unprotected_exposure",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +60,7 @@ class BridgeServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._credentials = server_credentials(settings)  # first: a bad TLS file fails before anything starts
         self.redis = connect_storage(settings)
         self.store = VariableStore(self.redis, settings)
         budget = QueueBudget(
@@ -100,7 +114,10 @@ class BridgeServer:
     async def start(self) -> int:
         address = f"{self.settings.host}:{self.settings.port}"
         try:
-            self.port = self._server.add_insecure_port(address)
+            if self._credentials is None:
+                self.port = self._server.add_insecure_port(address)
+            else:  # health and reflection share the port, so they are behind TLS too
+                self.port = self._server.add_secure_port(address, self._credentials)
         except RuntimeError:  # grpc's way of saying the bind failed
             self.port = 0
         if self.port == 0:
@@ -116,11 +133,19 @@ class BridgeServer:
             self.metrics_port = self.metrics.serve(self.settings.host, self.settings.metrics_port)
             log.info("metrics on http://%s:%d/metrics", self.settings.host, self.metrics_port)
         log.info(
-            "Unified Bridge frontend listening on %s:%d, storage: %s",
+            "Unified Bridge frontend listening on %s:%d, storage: %s, %s",
             self.settings.host,
             self.port,
             describe_storage(self.settings),
+            describe_protection(self.settings),
         )
+        if unprotected_exposure(self.settings):
+            log.warning(
+                "listening on %s with neither authentication nor TLS: whoever reaches this port can "
+                "read and change every session (set --auth-tokens or --auth-file, and "
+                "--tls-cert/--tls-key, or listen on 127.0.0.1)",
+                self.settings.host,
+            )
         return self.port
 
     async def stop(self, grace: float | None = None) -> None:
@@ -140,6 +165,83 @@ class BridgeServer:
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
         await self._server.wait_for_termination()
+
+
+# TLS and the startup report of how the frontend is protected.
+
+
+class TlsFileError(ValueError):
+    """A TLS file named in the settings cannot be read, or is not a usable PEM certificate or key."""
+
+
+def _read_tls_file(flag: str, path: str, marker: bytes) -> bytes:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise TlsFileError(f"{flag} {path!r} cannot be read: {exc.strerror or exc}") from exc
+    if marker not in data:
+        raise TlsFileError(f"{flag} {path!r} is not PEM: it has no {marker.decode()!r} line")
+    return data
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """The frontend's TLS credentials (None: plaintext), checked here so that a bad file is one clear
+    error at startup rather than a failed bind or a failed handshake later."""
+    if not settings.uses_tls:
+        return None
+    cert = _read_tls_file("--tls-cert", settings.tls_cert, b"-----BEGIN CERTIFICATE-----")
+    key = _read_tls_file("--tls-key", settings.tls_key, b"PRIVATE KEY-----")
+    if b"ENCRYPTED PRIVATE KEY-----" in key or b"Proc-Type: 4,ENCRYPTED" in key:
+        raise TlsFileError(f"--tls-key {settings.tls_key!r} is encrypted: gRPC needs an unencrypted key")
+    client_ca = None
+    if settings.tls_client_ca:
+        client_ca = _read_tls_file("--tls-client-ca", settings.tls_client_ca, b"-----BEGIN CERTIFICATE-----")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key, password="")
+    except ssl.SSLError as exc:
+        problem = "the key does not belong to the certificate" if exc.reason == "KEY_VALUES_MISMATCH" else exc
+        raise TlsFileError(
+            f"--tls-cert {settings.tls_cert!r} and --tls-key {settings.tls_key!r} are not usable: {problem}"
+        ) from exc
+    if client_ca is not None:
+        try:
+            context.load_verify_locations(cadata=client_ca.decode("ascii", "replace"))
+        except ssl.SSLError as exc:
+            raise TlsFileError(f"--tls-client-ca {settings.tls_client_ca!r} is not usable: {exc}") from exc
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """Is ``host`` reachable from this machine only (127.0.0.0/8, ::1, localhost)?"""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def unprotected_exposure(settings: Settings) -> bool:
+    """Listening beyond this machine with neither bearer tokens nor TLS: worth a warning."""
+    authenticated = settings.auth_tokens or settings.auth_file
+    return not authenticated and not settings.uses_tls and not is_loopback(settings.host)
+
+
+def describe_protection(settings: Settings) -> str:
+    """``auth: off, TLS: on`` and the like, for the startup line (never a token or a key)."""
+    kinds = [
+        *(["bearer tokens"] if settings.auth_tokens else []),
+        *(["scoped tokens"] if settings.auth_file else []),
+    ]
+    auth = f"on ({', '.join(kinds)})" if kinds else "off"
+    if settings.tls_client_ca:
+        tls = "on, mutual (client certificates required)"
+    else:
+        tls = "on" if settings.uses_tls else "off"
+    return f"auth: {auth}, TLS: {tls}"
 
 
 async def serve(settings: Settings) -> None:

@@ -38,6 +38,11 @@ class Settings:
     auth_tokens: str = dataclasses.field(default="", repr=False)
     # A TOML file of named tokens with session scopes (bridge_server/scopes.py); reloaded on SIGHUP.
     auth_file: str = ""
+    # TLS: PEM paths of the frontend's certificate (chain) and key, both or neither; empty: plaintext.
+    # With a client CA, clients must present a certificate it signed (mutual TLS).
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
     log_level: str = "INFO"
     # "text" for people, "json" for one JSON object per line.
     log_format: str = "text"
@@ -108,6 +113,7 @@ class Settings:
             )
         if self.auth_file:
             load_access_file(self.auth_file)  # a bad file stops the start (AccessFileError is a ValueError)
+        _check_tls_pairing(self.tls_cert, self.tls_key, self.tls_client_ca)
         if self.key_prefix == "" or any(c in self.key_prefix for c in "{}: \t\n*?[]"):
             raise ValueError(f"key prefix {self.key_prefix!r} must be non-empty, without {{}}:*?[] or spaces")
 
@@ -146,6 +152,22 @@ class Settings:
     @property
     def uses_embedded_store(self) -> bool:
         return not self.redis_url
+
+    @property
+    def uses_tls(self) -> bool:
+        return bool(self.tls_cert)
+
+
+def _check_tls_pairing(cert: str, key: str, client_ca: str) -> None:
+    """Fail closed: a TLS setting given alone must stop the frontend, never leave it plaintext."""
+    if bool(cert) != bool(key):
+        given, missing = ("tls_cert", "tls_key") if cert else ("tls_key", "tls_cert")
+        raise ValueError(
+            f"{given} is set but {missing} is not: TLS needs both "
+            "(--tls-cert and --tls-key, or BRIDGE_TLS_CERT and BRIDGE_TLS_KEY)"
+        )
+    if client_ca and not cert:
+        raise ValueError("tls_client_ca (mutual TLS) needs TLS: set --tls-cert and --tls-key too")
 
 
 def _parse_bool(raw: str) -> bool:

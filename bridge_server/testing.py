@@ -148,7 +148,12 @@ class LoggedProcess:
 
 
 class FrontendProcess(LoggedProcess):
-    """`python -m bridge_server` as its own OS process on a free port (the embedded store if no URL)."""
+    """`python -m bridge_server` as its own OS process on a free port (the embedded store if no URL).
+
+    `extra_args` are more flags, e.g. a TLS frontend (connect with `root_certificates=`)::
+
+        FrontendProcess(url, "--tls-cert", cert_path, "--tls-key", key_path, "--tls-client-ca", ca_path)
+    """
 
     def __init__(self, redis_url: str | None, *extra_args: str) -> None:
         args = [sys.executable, "-m", "bridge_server", "--host", "127.0.0.1", "--port", "0", *extra_args]

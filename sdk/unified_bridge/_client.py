@@ -24,7 +24,7 @@ from unified_bridge._core import DEFAULT_CACHE_TTL, delete_session, list_session
 from unified_bridge._models import SessionSnapshot
 from unified_bridge._session import SessionContext
 from unified_bridge._switch import ImportResult, import_request, import_session
-from unified_bridge._transport import AsyncTransport, SyncTransport, parse_targets
+from unified_bridge._transport import AsyncTransport, SyncTransport, channel_credentials, parse_targets
 from unified_bridge.proto import unified_bridge_pb2 as pb2
 
 __all__ = ["AsyncBridgeClient", "BridgeClient", "connect", "connect_async"]
@@ -47,10 +47,21 @@ class BridgeClient:
         options: Sequence[tuple[str, Any]] = (),
         credentials: grpc.ChannelCredentials | None = None,
         token: str | None = None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        client_cert: bytes | None = None,
+        client_key: bytes | None = None,
     ) -> None:
         self.targets = parse_targets(target)
         self._timeout = timeout
         self._retry_policy = retry_policy
+        credentials = channel_credentials(
+            credentials,
+            tls=tls,
+            root_certificates=root_certificates,
+            client_cert=client_cert,
+            client_key=client_key,
+        )
         self._transport = SyncTransport(self.targets, options=options, credentials=credentials, token=token)
         self._invoke = invoker(self._transport.stub, timeout, retry_policy)
         self._sessions: weakref.WeakSet[SessionContext] = weakref.WeakSet()
@@ -145,10 +156,21 @@ class AsyncBridgeClient:
         options: Sequence[tuple[str, Any]] = (),
         credentials: grpc.ChannelCredentials | None = None,
         token: str | None = None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        client_cert: bytes | None = None,
+        client_key: bytes | None = None,
     ) -> None:
         self.targets = parse_targets(target)
         self._timeout = timeout
         self._retry_policy = retry_policy
+        credentials = channel_credentials(
+            credentials,
+            tls=tls,
+            root_certificates=root_certificates,
+            client_cert=client_cert,
+            client_key=client_key,
+        )
         self._transport = AsyncTransport(self.targets, options=options, credentials=credentials, token=token)
         self._invoke = async_invoker(self._transport.stub, timeout, retry_policy)
         self._sessions: weakref.WeakSet[AsyncSessionContext] = weakref.WeakSet()
@@ -233,11 +255,24 @@ def connect(
     options: Sequence[tuple[str, Any]] = (),
     credentials: grpc.ChannelCredentials | None = None,
     token: str | None = None,
+    tls: bool = False,
+    root_certificates: bytes | None = None,
+    client_cert: bytes | None = None,
+    client_key: bytes | None = None,
 ) -> BridgeClient:
     """A blocking client for ``"host:port"`` or ``"h1:port,h2:port"`` (round-robin over frontends).
 
     ``timeout`` is the deadline of every call, retries included. ``token`` is sent as
     ``authorization: Bearer <token>`` to frontends started with ``--auth-tokens``.
+
+    TLS (frontends started with ``--tls-cert``/``--tls-key``): ``tls=True`` trusts the system's CAs;
+    ``root_certificates`` (PEM bytes) trusts those CAs instead; ``client_cert`` and ``client_key``
+    (PEM bytes, both or neither) are this client's certificate for mutual TLS (``--tls-client-ca``).
+    Any of the three implies ``tls``. ``credentials`` (your own ``grpc.ChannelCredentials``) is the
+    alternative to these options, not an addition (ValidationError, a ValueError, for both).
+
+    >>> ca = Path("ca.pem").read_bytes()                             # doctest: +SKIP
+    >>> client = connect("bridge.internal:50051", root_certificates=ca, token="s3cret")  # doctest: +SKIP
     """
     return BridgeClient(
         target,
@@ -246,6 +281,10 @@ def connect(
         options=options,
         credentials=credentials,
         token=token,
+        tls=tls,
+        root_certificates=root_certificates,
+        client_cert=client_cert,
+        client_key=client_key,
     )
 
 
@@ -257,6 +296,10 @@ def connect_async(
     options: Sequence[tuple[str, Any]] = (),
     credentials: grpc.ChannelCredentials | None = None,
     token: str | None = None,
+    tls: bool = False,
+    root_certificates: bytes | None = None,
+    client_cert: bytes | None = None,
+    client_key: bytes | None = None,
 ) -> AsyncBridgeClient:
     """The asyncio twin of :func:`connect` (call it inside a running event loop)."""
     return AsyncBridgeClient(
@@ -266,4 +309,8 @@ def connect_async(
         options=options,
         credentials=credentials,
         token=token,
+        tls=tls,
+        root_certificates=root_certificates,
+        client_cert=client_cert,
+        client_key=client_key,
     )

@@ -4,6 +4,10 @@ Unary calls go through a single channel whose ``round_robin`` load-balancing pol
 every frontend and skips the ones that are down. A watch stream is long-lived, so it is pinned to one
 frontend on purpose (its own channel); when that stream is lost, the follower moves to the next
 frontend in the list.
+
+Over TLS the round-robin channel names addresses, not a host, so it verifies every frontend's
+certificate against the first target's host name (``grpc.default_authority``; the caller's own
+``options`` may set another).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from unified_bridge._auth import async_token_interceptors, with_token
 from unified_bridge.errors import ValidationError
 from unified_bridge.proto import unified_bridge_pb2_grpc as pb2_grpc
 
-__all__ = ["AsyncTransport", "SyncTransport", "parse_targets", "round_robin_target"]
+__all__ = ["AsyncTransport", "SyncTransport", "channel_credentials", "parse_targets", "round_robin_target"]
 
 _LB_OPTIONS: list[tuple[str, Any]] = [("grpc.lb_policy_name", "round_robin")]
 
@@ -72,8 +76,58 @@ def round_robin_target(targets: Sequence[str]) -> str:
     return "ipv4:" + ",".join(v4)
 
 
+def _pem(name: str, value: bytes | None) -> bytes | None:
+    if value is None:
+        return None
+    if not isinstance(value, bytes):
+        raise ValidationError(
+            f"{name} must be PEM bytes (e.g. Path('ca.pem').read_bytes()), not {type(value).__name__}"
+        )
+    if b"-----BEGIN " not in value:
+        raise ValidationError(f"{name} is not PEM: it has no '-----BEGIN ...' line")
+    return value
+
+
+def channel_credentials(
+    credentials: grpc.ChannelCredentials | None,
+    *,
+    tls: bool = False,
+    root_certificates: bytes | None = None,
+    client_cert: bytes | None = None,
+    client_key: bytes | None = None,
+) -> grpc.ChannelCredentials | None:
+    """A client's channel credentials: ``credentials`` as given, or TLS from the options (None: plaintext).
+
+    Any of ``root_certificates`` (PEM of the CAs to trust; None: the system's), ``client_cert`` and
+    ``client_key`` (mutual TLS, both or neither) implies ``tls``.
+    """
+    pem = {
+        "root_certificates": _pem("root_certificates", root_certificates),
+        "client_cert": _pem("client_cert", client_cert),
+        "client_key": _pem("client_key", client_key),
+    }
+    if not tls and all(value is None for value in pem.values()):
+        return credentials
+    if credentials is not None:
+        raise ValidationError(
+            "pass either credentials= or the TLS options (tls, root_certificates, client_cert, "
+            "client_key), not both"
+        )
+    if (client_cert is None) != (client_key is None):
+        raise ValidationError("client_cert and client_key go together: mutual TLS needs both")
+    return grpc.ssl_channel_credentials(
+        root_certificates=pem["root_certificates"],
+        private_key=pem["client_key"],
+        certificate_chain=pem["client_cert"],
+    )
+
+
 #: The largest message a client sends or accepts by default: the frontend's --max-message-bytes default.
 DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
+def _sets_authority(options: Sequence[tuple[str, Any]]) -> bool:
+    return any(key in ("grpc.default_authority", "grpc.ssl_target_name_override") for key, _ in options)
 
 
 class _Transport:
@@ -107,7 +161,10 @@ class _Transport:
             self.targets = ["(given channel)"]
             return
         self.targets = list(targets)
-        self.stub = pb2_grpc.UnifiedBridgeStub(self._open(round_robin_target(self.targets), _LB_OPTIONS))
+        extra = list(_LB_OPTIONS)
+        if credentials is not None and len(self.targets) > 1 and not _sets_authority(options):
+            extra.append(("grpc.default_authority", self.targets[0]))
+        self.stub = pb2_grpc.UnifiedBridgeStub(self._open(round_robin_target(self.targets), extra))
 
     def _open(self, target: str, extra: list[tuple[str, Any]]) -> Any:
         raise NotImplementedError
