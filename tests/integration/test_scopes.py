@@ -444,3 +444,13 @@ def test_an_open_watch_ends_once_a_reload_takes_its_session_away(
         assert set(kinds) <= {pb.EVENT_KIND_CAUGHT_UP}  # CAUGHT_UP may still come; the change does not
         assert_denied(info.value, r"^permission denied: token 'reader' may not read session '.*-a-watched'")
         assert ("ub-error", "PermissionDeniedError") in tuple(info.value.trailing_metadata())
+
+
+def test_the_startup_line_counts_scoped_tokens_as_authentication(access_file):
+    from bridge_server.app import describe_protection, unprotected_exposure
+
+    scoped = Settings(auth_file=str(access_file), host="0.0.0.0")
+    assert describe_protection(scoped) == "auth: on (scoped tokens), TLS: off"
+    assert not unprotected_exposure(scoped)
+    both = Settings(auth_file=str(access_file), auth_tokens="admin")
+    assert describe_protection(both) == "auth: on (bearer tokens, scoped tokens), TLS: off"
