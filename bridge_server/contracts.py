@@ -230,7 +230,7 @@ SET_VARIABLES = Contract(
     rest="(ref, expected_id, expected_version or '', value_blob)",
 )
 DELETE_VARIABLE = Contract("delete_variable", _WITH_CHANNEL, DeleteVariableArgs, DeleteVariableStatus)
-WATCH_POSITION = Contract("watch_position", _STORED, NowArgs, WatchPositionStatus)
+WATCH_POSITION = Contract("watch_position", _STORED, ReadArgs, WatchPositionStatus)
 IMPORT_STAGE = Contract(
     "import_stage", _STAGING, ImportStageArgs, ImportStageStatus, rest=f"({_VARIABLE_ITEM})"
 )

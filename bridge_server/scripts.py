@@ -152,7 +152,7 @@ class Scripts:
     list_variables: Script[c.ReadArgs, c.ListVariablesStatus]
     set_variables: Script[c.SetVariablesArgs, c.SetVariablesStatus]
     delete_variable: Script[c.DeleteVariableArgs, c.DeleteVariableStatus]
-    watch_position: Script[c.NowArgs, c.WatchPositionStatus]
+    watch_position: Script[c.ReadArgs, c.WatchPositionStatus]
     import_stage: Script[c.ImportStageArgs, c.ImportStageStatus]
     import_session: Script[c.ImportSessionArgs, c.ImportSessionStatus]
 

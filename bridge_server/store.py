@@ -438,14 +438,17 @@ class VariableStore:
     async def watch_position(self, session_id: str) -> int | None:
         """The session's current revision, or None if the session is gone.
 
-        Also marks the session active: a session with a watcher attached is in use. (Whether the log
-        still reaches back far enough is found while reading it: see `watch._from_log`.)
+        A session with a watcher attached is in use: this marks it active, as reads do, when this
+        frontend has not refreshed it lately. (Whether the log still reaches back far enough is
+        found while reading it: see `watch._from_log`.)
         """
-        reply = await self._scripts.watch_position(self.keys(session_id), NowArgs(_now_ms()))
+        touch = self._activity.due(session_id)
+        reply = await self._scripts.watch_position(self.keys(session_id), ReadArgs(_now_ms(), int(touch)))
         values = reply.result(Context(session_id))
         if reply.status is WatchPositionStatus.NO_SESSION:
             return None
-        self._activity.refreshed(session_id)
+        if touch:
+            self._activity.refreshed(session_id, int(values[1]))
         return int(values[0])
 
     async def read_log(self, session_id: str, after_revision: int, count: int = 1000) -> list[bytes]:

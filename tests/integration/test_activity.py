@@ -1,4 +1,4 @@
-"""Reads keep a session alive without turning every read into a write."""
+"""Reads and watchers keep a session alive without turning every read or idle check into a write."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import grpc
 import pytest
 import redis
 
-from tests.integration.helpers import create_session, register_int
+from bridge_server.testing import wait_until
+from tests.integration.helpers import EventReader, create_session, register_int
 from unified_bridge.proto import unified_bridge_pb2 as pb
 from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
 
@@ -50,3 +51,38 @@ def test_reads_alone_keep_a_short_lived_session_alive(frontend_factory, session_
             stub.GetVariable(pb.GetVariableRequest(session_id=session_id, name_or_id="x"))
             time.sleep(0.1)
         assert stub.GetSession(pb.GetSessionRequest(session_id=session_id)).variable_count == 1
+
+
+@pytest.mark.real_redis
+def test_an_idle_watchers_checks_write_nothing_until_a_refresh_is_due(
+    redis_process_factory, frontend_factory, session_id
+):
+    redis_server = redis_process_factory()
+    frontend = frontend_factory(
+        redis_url=redis_server.url, watch_idle_check_seconds=0.05, activity_refresh_seconds=3600
+    )
+    with grpc.insecure_channel(frontend.target) as channel, redis.Redis.from_url(redis_server.url) as client:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id)
+        reader = EventReader(stub, session_id)
+        try:
+            reader.until_caught_up()
+            client.config_resetstat()
+            wait_until(lambda: _calls(client, "evalsha") >= 20, "twenty idle checks", timeout=30)
+            assert (_calls(client, "expire"), _calls(client, "hset")) == (0, 0)
+        finally:
+            reader.close()
+
+
+def test_a_watcher_alone_keeps_a_short_lived_session_alive(frontend_factory, session_id):
+    frontend = frontend_factory(watch_idle_check_seconds=0.2)
+    with grpc.insecure_channel(frontend.target) as channel:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id, ttl_seconds=2)
+        reader = EventReader(stub, session_id)
+        try:
+            reader.until_caught_up()
+            time.sleep(3.5)  # well past the 2 s TTL, with no call but the watch
+            assert stub.GetSession(pb.GetSessionRequest(session_id=session_id)).session_id == session_id
+        finally:
+            reader.close()
