@@ -142,3 +142,17 @@ def test_local_first_rows_put_targets_and_bridged_figures_next_to_each_figure():
     assert switch[1:5] == ["8.00 ms", "7.50 ms", "", "9.00 ms"]
     assert switch[5:] == ["p50 ≤ 15 ms: met", "p50 < 100 ms: met", "100 x SDK update p50 = 50.0 ms"]
     assert local_first_rows({}) == []
+
+
+@pytest.mark.real_redis
+def test_every_redis_client_is_measured_on_both_commands(redis_url):
+    import asyncio
+
+    from benchmarks.redis_clients import measure, render
+
+    results = asyncio.run(measure(redis_url, n=5, rounds=1))
+    clients = {client for client, _ in results}
+    assert clients == {"redis.asyncio (hiredis)", "minimal asyncio protocol", "coredis", "valkey-glide"}
+    assert {command for _, command in results} == {"HGET", "EVALSHA get_variables"}
+    assert all(latency > 0 and cpu >= 0 for samples in results.values() for latency, cpu in samples)
+    assert "CPU vs minimal" in render(results, rounds=1, n=5)
