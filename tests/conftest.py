@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 import pytest
+from hypothesis import settings
 
 from bridge_server.config import Settings
 from bridge_server.testing import FrontendProcess, RedisServer
@@ -17,6 +18,11 @@ from tests.harness.frontends import InProcessFrontend
 from tests.harness.redis_cluster import cluster_tools_available, private_redis_cluster
 from tests.harness.redis_servers import test_redis
 from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
+
+# No wall-clock limit on a property-based example: on a shared 2-core machine a slow example is
+# noise, not a failure (the default profile fails any example slower than 200 ms).
+settings.register_profile("bridge", deadline=None)
+settings.load_profile("bridge")
 
 # tests/plugin/ runs users' suites through `pytester`; pytest takes pytest_plugins only from here.
 pytest_plugins = ["pytester"]

@@ -16,7 +16,11 @@ from bridge_server.keys import (
 )
 from unified_bridge.types import validate_session_id
 
-printable_ids = st.text(min_size=1, max_size=64).filter(
+# Printable: no control, format, surrogate, private-use, unassigned or separator characters but " ".
+_printable = st.characters(
+    blacklist_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"), whitelist_characters=" "
+)
+printable_ids = st.text(_printable, min_size=1, max_size=64).filter(
     lambda text: text.isprintable() and text.strip() == text
 )
 

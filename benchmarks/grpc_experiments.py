@@ -1,0 +1,64 @@
+"""gRPC's event-engine experiments on and off, for the frontend, its floor and the client.
+
+    python -m benchmarks.grpc_experiments [--alternations 3] [--quick]
+
+gRPC reads GRPC_EXPERIMENTS when its core starts, so each setting runs in a process of its own:
+a private Redis, a frontend, the echo and floor servers and the client, all under that setting,
+running the `frontend_floor` workload. The settings alternate; each run prints its table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from bridge_server.grpc_experiments import EVENT_ENGINE_OFF
+
+__all__ = ["SETTINGS", "main"]
+
+# "" is gRPC's own defaults (an empty GRPC_EXPERIMENTS is still "set": nothing overrides it).
+SETTINGS = {"gRPC defaults": "", "event engine off": EVENT_ENGINE_OFF}
+
+
+def _one(quick: bool) -> int:
+    from benchmarks import report
+    from benchmarks._env import Env
+    from benchmarks._infra import grpc_echo_process
+    from benchmarks.workloads import frontend_floor
+    from bridge_server.testing import FrontendProcess, private_redis
+
+    with (
+        private_redis() as redis_server,
+        FrontendProcess(redis_server.url) as frontend,
+        grpc_echo_process() as echo,
+    ):
+        env = Env(redis_server.url, (frontend.target,), (frontend.pid,), echo, None, quick)
+        results = {"frontend_floor": frontend_floor.run(env)}
+    print(json.dumps({"table": report.frontend_floor_text(results), "results": results["frontend_floor"]}))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.grpc_experiments", description=__doc__)
+    parser.add_argument("--alternations", type=int, default=3)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        return _one(args.quick)
+    for _ in range(args.alternations):
+        for label, value in SETTINGS.items():
+            command = [sys.executable, "-m", "benchmarks.grpc_experiments", "--one"]
+            command += ["--quick"] if args.quick else []
+            env = {**os.environ, "GRPC_EXPERIMENTS": value}
+            output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+            print(f"== GRPC_EXPERIMENTS: {label} ({value or 'unset'})\n{json.loads(output)['table']}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
