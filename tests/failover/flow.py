@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from unified_bridge import BridgeUnavailableError, VariableType, connect
@@ -37,6 +38,18 @@ def readiness(target: str) -> str:
     except grpc.RpcError:
         return "UNREACHABLE"
     return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+def replication_offsets(master_port: int) -> tuple[int, int]:
+    """(the master's replication offset, the least any online replica acknowledged), from the master."""
+    with redis.Redis(port=master_port, socket_timeout=2) as client:
+        info = client.info("replication")
+    acknowledged = [
+        int(value["offset"])
+        for key, value in info.items()
+        if key.startswith("slave") and isinstance(value, dict) and value.get("state") == "online"
+    ]
+    return int(info["master_repl_offset"]), min(acknowledged, default=-1)
 
 
 def register_until_acknowledged(ctx: Any, name: str, deadline: float) -> None:
@@ -95,6 +108,10 @@ class FailoverWrites:
     def acknowledged_count(self) -> int:
         with self._cond:
             return len(self.acknowledged)
+
+    def acknowledged_so_far(self) -> set[str]:
+        with self._cond:
+            return set(self.acknowledged)
 
     def wait_for_acknowledged(self, count: int, deadline: float) -> None:
         give_up = time.monotonic() + deadline

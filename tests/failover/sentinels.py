@@ -84,17 +84,6 @@ class SentinelGroup:
                 return int(state["port"])
         return None
 
-    def replica_is_caught_up(self) -> bool:
-        """Whether the replica has acknowledged all the master has (read from the master)."""
-        with redis.Redis(port=self.master.port, socket_timeout=2) as client:
-            info = client.info("replication")
-        offset = info["master_repl_offset"]
-        return any(
-            isinstance(value, dict) and value.get("offset") == offset and value.get("state") == "online"
-            for key, value in info.items()
-            if key.startswith("slave")
-        )
-
     def stop(self) -> None:
         for sentinel in self._sentinels:
             sentinel.terminate()
