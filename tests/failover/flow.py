@@ -12,6 +12,7 @@ import grpc
 import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bridge_server.keys import session_keys
 from unified_bridge import BridgeUnavailableError, VariableType, connect
 
 # Every SDK call's deadline; a call that fails is an unknown outcome, never a success.
@@ -50,6 +51,13 @@ def replication_offsets(master_port: int) -> tuple[int, int]:
         if key.startswith("slave") and isinstance(value, dict) and value.get("state") == "online"
     ]
     return int(info["master_repl_offset"]), min(acknowledged, default=-1)
+
+
+def subscribed_on(port: int, session_id: str) -> bool:
+    """Whether some client (the frontend's event subscription) follows the session's channel there."""
+    channel = session_keys("ub", session_id).channel.encode()
+    with redis.Redis(port=port, socket_timeout=2) as client:
+        return channel in client.pubsub_shardchannels()
 
 
 def register_until_acknowledged(ctx: Any, name: str, deadline: float) -> None:

@@ -26,6 +26,7 @@ from tests.failover.flow import (
     readiness,
     register_until_acknowledged,
     replication_offsets,
+    subscribed_on,
 )
 from tests.harness.redis_cluster import cluster_tools_available, private_redis_cluster_nodes
 from unified_bridge import connect
@@ -81,6 +82,9 @@ def test_a_cluster_failover_loses_no_write_the_replica_had(session_id: str) -> N
             at_kill = writes.acknowledged_count()
 
             poll(lambda: _role(replica) == "master", "the replica to take over", DEADLINE)
+            poll(
+                lambda: subscribed_on(replica.port, session_id), "events to follow the new primary", DEADLINE
+            )
             writes.wait_for_acknowledged(at_kill + AFTER, DEADLINE)
             poll(lambda: readiness(frontend.target) == "SERVING", "readiness to be SERVING", DEADLINE)
         finally:

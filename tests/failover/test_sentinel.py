@@ -21,6 +21,7 @@ from tests.failover.flow import (
     poll,
     readiness,
     register_until_acknowledged,
+    subscribed_on,
 )
 from tests.failover.sentinels import MASTER_NAME, sentinel_group, sentinel_tools_available
 from unified_bridge import connect
@@ -59,6 +60,9 @@ def test_a_sentinel_failover_loses_no_acknowledged_write(tmp_path, session_id: s
 
             poll(lambda: readiness(frontend.target) == "NOT_SERVING", "readiness to drop", DEADLINE)
             poll(lambda: group.master_port() not in (None, old_master), "Sentinel to promote", DEADLINE)
+            new_master = group.master_port()
+            assert new_master is not None
+            poll(lambda: subscribed_on(new_master, session_id), "events to follow the new master", DEADLINE)
             # Back as a replica of the new master (Sentinel reconfigures it): WAIT 1 can be met again.
             group.master.start()
             writes.wait_for_acknowledged(at_kill + AFTER, DEADLINE)
