@@ -187,7 +187,7 @@ class EventHub:
         # command is written to a connection torn down under it.
         connection = self._pubsub.connection
         if connection is not None and _on_a_former_master(self._pubsub.connection_pool, connection):
-            # Sentinel named a new master (the old one lives on as a replica): follow it, resync.
+            # Sentinel named a new master while this connection stayed up: follow it, resync.
             await connection.disconnect()
             raise RedisConnectionError("the event subscription was on a former master")
         if connection is not None and not connection.is_connected:
@@ -242,7 +242,8 @@ class EventHub:
 
 def _on_a_former_master(pool: Any, connection: Any) -> bool:
     """Whether a pub/sub connection of a Sentinel pool is on another server than the master the pool
-    last learned (it learns it on every connect, so once a write met the demoted master)."""
+    last learned (on its latest connect). Sentinel kills the clients of a master it demotes, but not
+    of one it could not reach (a partition): this connection would hear nothing there, unnoticed."""
     if not isinstance(pool, SentinelConnectionPool) or pool.master_address is None:
         return False
     return bool(connection.is_connected and (connection.host, connection.port) != pool.master_address)

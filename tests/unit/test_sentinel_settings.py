@@ -1,13 +1,18 @@
-"""The failover settings: Sentinel addresses and master name, WAIT for replicas; bad ones fail clearly."""
+"""The failover settings: Sentinel addresses and master name, WAIT for replicas; bad ones fail clearly.
+
+And the Sentinel client they build: the waiting pool, WAIT after write scripts only, pub/sub that
+notices a new master."""
 
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import pytest
 from redis.asyncio.sentinel import SentinelConnectionPool
 
 from bridge_server.config import Settings, sentinel_addresses
+from bridge_server.fanout import _on_a_former_master
 from bridge_server.storage import (
     ReplicatedWritesRedis,
     WaitingConnectionPool,
@@ -109,3 +114,15 @@ async def test_only_write_scripts_wait_for_replicas() -> None:
 def test_without_wait_the_client_is_plain() -> None:
     client = connect_storage(Settings(redis_url="redis://127.0.0.1:1/0"))
     assert not isinstance(client, ReplicatedWritesRedis)
+
+
+def test_an_event_subscription_left_on_a_former_master_is_noticed() -> None:
+    pool = SentinelConnectionPool("mymaster", sentinel_manager=None)
+    on_old = SimpleNamespace(is_connected=True, host="10.0.0.1", port=6379)
+    assert not _on_a_former_master(pool, on_old)  # no master learned yet
+    pool.master_address = ("10.0.0.1", 6379)
+    assert not _on_a_former_master(pool, on_old)
+    pool.master_address = ("10.0.0.2", 6379)  # a connect learned of a new master
+    assert _on_a_former_master(pool, on_old)
+    assert not _on_a_former_master(pool, SimpleNamespace(is_connected=False, host="10.0.0.1", port=6379))
+    assert not _on_a_former_master(WaitingConnectionPool(wait_timeout=1), on_old)  # not behind Sentinel
