@@ -136,6 +136,11 @@ class Settings:
             )
         if self.redis_wait_replicas and self.redis_wait_timeout_ms < 1:
             raise ValueError("redis_wait_timeout_ms must be at least 1 (0 would make WAIT wait forever)")
+        if self.redis_wait_replicas and self.redis_wait_timeout_ms >= self.redis_timeout_seconds * 1000:
+            raise ValueError(
+                f"redis_wait_timeout_ms ({self.redis_wait_timeout_ms}) must be below redis_timeout_seconds "
+                f"({self.redis_timeout_seconds} s), or the command times out before WAIT answers"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -51,6 +51,10 @@ def test_sentinel_addresses_are_parsed() -> None:
         ),
         ({"redis_url": "redis://h:1/0", "redis_wait_replicas": 1, "redis_wait_timeout_ms": 0}, "at least 1"),
         ({"redis_url": "redis://h:1/0", "redis_wait_replicas": -1}, "must not be negative"),
+        (
+            {"redis_url": "redis://h:1/0", "redis_wait_replicas": 1, "redis_wait_timeout_ms": 5000},
+            "must be below redis_timeout_seconds (5.0 s)",
+        ),
     ],
 )
 def test_bad_failover_settings_are_clear_errors(overrides: dict[str, object], says: str) -> None:
