@@ -1,5 +1,6 @@
-"""Sentinel failover under writes: the master is SIGKILLed, a frontend started with --redis-sentinels
-follows the new master, and with --redis-wait-replicas 1 no acknowledged write is lost.
+"""Sentinel failover under writes: the master is SIGKILLed (or demoted), a frontend started with
+--redis-sentinels follows the new master, and with --redis-wait-replicas 1 no acknowledged write is
+lost; without it, only writes acknowledged after the replica's last confirmed offset may be.
 
 Each write registers a variable of its own, so every acknowledged write can be looked for after the
 failover. The frontend waits for one replica after each write (WAIT): a write acknowledged is on the
@@ -23,6 +24,7 @@ from tests.failover.flow import (
     poll,
     readiness,
     register_until_acknowledged,
+    replication_offsets,
     subscribed_on,
 )
 from tests.failover.sentinels import (
@@ -105,3 +107,44 @@ def test_a_sentinel_failover_loses_no_acknowledged_write(
         f"{len(writes.unknown & final)} applied), watcher resyncs {watcher.resyncs}, "
         f"{time.monotonic() - writes.started:.1f} s"
     )
+
+
+def test_without_wait_a_failover_loses_only_what_the_replica_lacked(tmp_path, session_id: str) -> None:
+    """Asynchronous replication: writes acknowledged before the replica confirmed the master's
+    offset survive; those after it are the loss window (counted)."""
+    with (
+        sentinel_group(tmp_path) as group,
+        FrontendProcess(
+            None,
+            *("--redis-sentinels", group.sentinels, "--redis-sentinel-master", MASTER_NAME),
+            *("--redis-timeout-seconds", "2", "--health-check-interval-seconds", "0.2"),
+        ) as frontend,
+        connect(frontend.target, timeout=CALL_TIMEOUT) as client,
+        client.session(session_id, cache=False) as ctx,
+    ):
+        watcher = Watcher(frontend.target, session_id).start()
+        writes = FailoverWrites(frontend.target, session_id).start()
+        try:
+            writes.wait_for_acknowledged(BEFORE, DEADLINE)
+            kept = writes.acknowledged_so_far()
+            offset, _ = replication_offsets(group.master.port)  # read after `kept`: covers all of it
+            poll(lambda: replication_offsets(group.master.port)[1] >= offset, "the replica", DEADLINE)
+            old_master = group.master.port
+            group.master.crash()  # SIGKILL, while the writer goes on
+            at_kill = writes.acknowledged_count()
+            poll(lambda: group.master_port() not in (None, old_master), "Sentinel to promote", DEADLINE)
+            writes.wait_for_acknowledged(at_kill + AFTER, DEADLINE)
+            poll(lambda: readiness(frontend.target) == "SERVING", "readiness to be SERVING", DEADLINE)
+        finally:
+            writes.stop()
+        register_until_acknowledged(ctx, "end", DEADLINE)
+        watcher.join(DEADLINE)
+        final = {variable["name"] for variable in ctx.list_variables()} - {"end"}
+
+    assert not writes.unexpected, writes.unexpected
+    assert writes.unknown, "no call failed while the master was down: the kill was not under writes"
+    assert kept <= final, f"writes the replica had acknowledged were lost: {sorted(kept - final)}"
+    lost = writes.acknowledged - final
+    assert final <= writes.acknowledged | writes.unknown, final - writes.acknowledged - writes.unknown
+    watcher.check(final)
+    print(f"acknowledged {len(writes.acknowledged)}, {len(lost)} lost in the asynchronous window")
