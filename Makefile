@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fallback check-proto proto lint typecheck pytest bench clean
+.PHONY: install run test test-fallback test-failover check-proto proto lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ test: check-proto lint typecheck pytest
 # The suite as on a machine without redis-server: fakeredis's TCP server, real-Redis tests skipped.
 test-fallback: install
 	env -u BRIDGE_TEST_REDIS_URL $(BIN)/python -m pytest -p tests.harness.without_redis_binaries -rs
+
+# Kills Redis masters under writes (Sentinel and Cluster failover; minutes): not part of `make test`.
+test-failover: install
+	$(BIN)/pytest -m failover tests/failover --timeout 600 -ra
 
 bench: install
 	$(BIN)/python -m benchmarks $(ARGS)

@@ -14,7 +14,7 @@ from bridge_server.scopes import load_access_file
 from unified_bridge._rules import SessionLimits
 from unified_bridge._transport import DEFAULT_MAX_MESSAGE_BYTES
 
-__all__ = ["Settings", "redacted_url"]
+__all__ = ["Settings", "redacted_url", "sentinel_addresses"]
 
 _ENV_PREFIX = "BRIDGE_"
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -33,6 +33,16 @@ class Settings:
     redis_url: str | None = None
     # The URL names one node of a Redis Cluster (the others are discovered from it).
     redis_cluster: bool = False
+    # Redis Sentinel: the Sentinels ("host:port,host:port") and the name they know the master by. The
+    # master's address is asked of them on every (re)connect; a --redis-url then only gives the
+    # master's user, password, database and scheme (its host and port are not used).
+    redis_sentinels: str = ""
+    redis_sentinel_master: str = ""
+    redis_sentinel_password: str = dataclasses.field(default="", repr=False)
+    # A write is acknowledged only once this many replicas have it (WAIT); 0: asynchronous replication.
+    # Past the timeout the call fails UNAVAILABLE (applied on the master, maybe lost by a failover).
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 1000
     key_prefix: str = "ub"
     # Comma-separated bearer tokens; empty: no authentication. Kept out of repr so it is never logged.
     auth_tokens: str = dataclasses.field(default="", repr=False)
@@ -106,6 +116,7 @@ class Settings:
                 f"redis URL {redacted_url(self.redis_url)!r} must start with "
                 f"{' or '.join(s + '://' for s in _REDIS_SCHEMES)}"
             )
+        self._check_failover_settings()
         if self.auth_tokens and not parse_tokens(self.auth_tokens):
             # Fail closed: a setting meant to turn auth on must never leave the frontend open.
             raise ValueError(
@@ -116,6 +127,31 @@ class Settings:
         _check_tls_pairing(self.tls_cert, self.tls_key, self.tls_client_ca)
         if self.key_prefix == "" or any(c in self.key_prefix for c in "{}: \t\n*?[]"):
             raise ValueError(f"key prefix {self.key_prefix!r} must be non-empty, without {{}}:*?[] or spaces")
+
+    def _check_failover_settings(self) -> None:
+        if bool(self.redis_sentinels) != bool(self.redis_sentinel_master):
+            raise ValueError(
+                "redis_sentinels (--redis-sentinels) and redis_sentinel_master (--redis-sentinel-master) "
+                "go together: the Sentinels' addresses and the name they know the master by"
+            )
+        if self.redis_sentinels:
+            sentinel_addresses(self.redis_sentinels)
+            if self.redis_cluster:
+                raise ValueError(
+                    "redis_sentinels and redis_cluster exclude each other: a cluster fails over itself"
+                )
+        if self.redis_wait_replicas and (self.uses_embedded_store or self.redis_cluster):
+            raise ValueError(
+                "redis_wait_replicas (--redis-wait-replicas) needs one Redis with replicas "
+                "(--redis-url or --redis-sentinels), not the embedded store or a cluster"
+            )
+        if self.redis_wait_replicas and self.redis_wait_timeout_ms < 1:
+            raise ValueError("redis_wait_timeout_ms must be at least 1 (0 would make WAIT wait forever)")
+        if self.redis_wait_replicas and self.redis_wait_timeout_ms >= self.redis_timeout_seconds * 1000:
+            raise ValueError(
+                f"redis_wait_timeout_ms ({self.redis_wait_timeout_ms}) must be below redis_timeout_seconds "
+                f"({self.redis_timeout_seconds} s), or the command times out before WAIT answers"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -151,7 +187,18 @@ class Settings:
 
     @property
     def uses_embedded_store(self) -> bool:
-        return not self.redis_url
+        return not self.redis_url and not self.redis_sentinels
+
+
+def sentinel_addresses(sentinels: str) -> list[tuple[str, int]]:
+    """(host, port) of each Sentinel in "host:port,host:port"; ValueError saying which one is wrong."""
+    addresses = []
+    for entry in sentinels.split(","):
+        host, _, port = entry.strip().rpartition(":")
+        if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+            raise ValueError(f"Sentinel address {entry.strip()!r} in redis_sentinels is not host:port")
+        addresses.append((host.strip("[]"), int(port)))
+    return addresses
 
     @property
     def uses_tls(self) -> bool:

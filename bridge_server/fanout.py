@@ -3,7 +3,8 @@
 Each session channel is subscribed once, however many watchers follow it, and unsubscribed when the
 last one leaves. On a Redis Cluster a session's channel lives on the node that owns its slot; one
 reader per node reads them all concurrently (polling nodes in turn would delay every message by the
-other nodes' poll timeouts). A watcher is told to re-read the change log (`RESYNC`) whenever live delivery may
+other nodes' poll timeouts). Behind Sentinel the connection follows the master: it reconnects to the
+one Sentinel names. A watcher is told to re-read the change log (`RESYNC`) whenever live delivery may
 have skipped something: the pub/sub connection dropped, or the watcher fell too far behind.
 """
 
@@ -17,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from redis.asyncio.cluster import ClusterPubSub
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -184,6 +186,10 @@ class EventHub:
         # two tasks reconnect one connection at once, and the loser's socket is left open or its
         # command is written to a connection torn down under it.
         connection = self._pubsub.connection
+        if connection is not None and _on_a_former_master(self._pubsub.connection_pool, connection):
+            # Sentinel named a new master while this connection stayed up: follow it, resync.
+            await connection.disconnect()
+            raise RedisConnectionError("the event subscription was on a former master")
         if connection is not None and not connection.is_connected:
             async with self._lock:
                 await self._pubsub.connect()
@@ -232,6 +238,15 @@ class EventHub:
         for watchers in self._subscriptions.values():
             for subscription in watchers:
                 subscription.deliver(RESYNC)
+
+
+def _on_a_former_master(pool: Any, connection: Any) -> bool:
+    """Whether a pub/sub connection of a Sentinel pool is on another server than the master the pool
+    last learned (on its latest connect). Sentinel kills the clients of a master it demotes, but not
+    of one it could not reach (a partition): this connection would hear nothing there, unnoticed."""
+    if not isinstance(pool, SentinelConnectionPool) or pool.master_address is None:
+        return False
+    return bool(connection.is_connected and (connection.host, connection.port) != pool.master_address)
 
 
 def _node_reader(pubsub: ClusterPubSub, node: Any) -> Callable[[], Awaitable[dict[str, Any] | None]]:

@@ -43,6 +43,7 @@ from bridge_server.model import (
     VariableRecord,
 )
 from bridge_server.scripts import flags_supported, load_scripts, preload_scripts
+from bridge_server.storage import ReplicatedWritesRedis
 from unified_bridge._rules import (
     batch_too_large,
     check_not_id_like,
@@ -74,6 +75,16 @@ log = logging.getLogger(__name__)
 # A definition that changed between our read and the script (delete + re-register) is re-read
 # and re-validated this many times before the update gives up.
 _DEFINITION_RETRIES = 3
+# The scripts that change what a session holds: with --redis-wait-replicas, these wait for replicas.
+_WRITE_SCRIPTS = (
+    "create_session",
+    "delete_session",
+    "register_variable",
+    "set_variables",
+    "delete_variable",
+    "import_stage",
+    "import_session",
+)
 
 
 def _now_ms() -> int:
@@ -99,6 +110,7 @@ class VariableStore:
         # (session, ref) -> id. May go stale (delete + re-register); the scripts catch that.
         self._ids: dict[tuple[str, str], str] = {}
         self._importer = SessionImporter(redis, self._scripts, settings)
+        self._wait_for_replicas_after_writes()
         self._activity = ActivityTracker(settings.activity_refresh_seconds, settings.definition_cache_size)
 
     async def preload_scripts(self) -> None:
@@ -108,7 +120,12 @@ class VariableStore:
             self._scripts = load_scripts(
                 self._redis, flags=False, log_max_bytes=self._settings.change_log_bytes
             )
+            self._wait_for_replicas_after_writes()
         await preload_scripts(self._redis, self._scripts)
+
+    def _wait_for_replicas_after_writes(self) -> None:
+        if isinstance(self._redis, ReplicatedWritesRedis):
+            self._redis.wait_after_scripts(getattr(self._scripts, name).script for name in _WRITE_SCRIPTS)
 
     @property
     def settings(self) -> Settings:

@@ -1,4 +1,8 @@
-"""A private Redis Cluster for tests: three primaries on free ports, in a temporary directory."""
+"""A private Redis Cluster for tests: three primaries on free ports, in a temporary directory.
+
+`private_redis_cluster_nodes` also gives each primary replicas and a short node timeout (a primary
+that stops answering for a second is failed over), for the failover tests.
+"""
 
 from __future__ import annotations
 
@@ -48,27 +52,43 @@ def _cluster_is_ok(port: int) -> bool:
     return bool(info.get("cluster_state") == "ok")
 
 
+def _replicas_are_linked(port: int) -> bool:
+    with redis.Redis(port=port, socket_timeout=1) as client:
+        info = client.info("replication")
+    return info["role"] == "master" or info.get("master_link_status") == "up"
+
+
 @contextlib.contextmanager
 def private_redis_cluster(primaries: int = 3) -> Iterator[str]:
     """Yields the URL of one node; clients discover the rest."""
+    with private_redis_cluster_nodes(primaries) as nodes:
+        yield f"redis://127.0.0.1:{nodes[0].port}/0"
+
+
+@contextlib.contextmanager
+def private_redis_cluster_nodes(primaries: int = 3, replicas: int = 0) -> Iterator[list[RedisServer]]:
+    """Yields the nodes, primaries and replicas (ask a node its role: a failover changes them)."""
+    extra = ("--cluster-node-timeout", "1000") if replicas else ()
     with tempfile.TemporaryDirectory(prefix="ub-cluster-") as directory:
         nodes: list[RedisServer] = []
         try:
-            for index in range(primaries):
+            for index in range(primaries * (1 + replicas)):
                 node_dir = Path(directory) / f"node-{index}"
                 node_dir.mkdir()
-                node = RedisServer(node_dir, *_CLUSTER_NODE_ARGS, port=_cluster_port())
+                node = RedisServer(node_dir, *_CLUSTER_NODE_ARGS, *extra, port=_cluster_port())
                 nodes.append(node.start())
             addresses = [f"127.0.0.1:{n.port}" for n in nodes]
+            create = ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", str(replicas)]
             subprocess.run(
-                ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+                [*create, "--cluster-yes"],
                 check=True,
                 capture_output=True,
                 timeout=60,
             )
             for node in nodes:
                 wait_until(lambda node=node: _cluster_is_ok(node.port), f"cluster node {node.port} to be ok")
-            yield f"redis://127.0.0.1:{nodes[0].port}/0"
+                wait_until(lambda node=node: _replicas_are_linked(node.port), f"replica {node.port} to sync")
+            yield nodes
         finally:
             for node in nodes:
                 node.stop()
