@@ -189,6 +189,10 @@ class Settings:
     def uses_embedded_store(self) -> bool:
         return not self.redis_url and not self.redis_sentinels
 
+    @property
+    def uses_tls(self) -> bool:
+        return bool(self.tls_cert)
+
 
 def sentinel_addresses(sentinels: str) -> list[tuple[str, int]]:
     """(host, port) of each Sentinel in "host:port,host:port"; ValueError saying which one is wrong."""
@@ -199,10 +203,6 @@ def sentinel_addresses(sentinels: str) -> list[tuple[str, int]]:
             raise ValueError(f"Sentinel address {entry.strip()!r} in redis_sentinels is not host:port")
         addresses.append((host.strip("[]"), int(port)))
     return addresses
-
-    @property
-    def uses_tls(self) -> bool:
-        return bool(self.tls_cert)
 
 
 def _check_tls_pairing(cert: str, key: str, client_ca: str) -> None:
