@@ -1,0 +1,152 @@
+"""``bridge watch SESSION``: one line per change, as it happens, until Ctrl-C.
+
+The session is read at one revision first (so every change can show the value it replaced), then
+followed from that revision with the SDK's ``watch()``, which reconnects by itself. When the frontend
+no longer has the events the watch missed (``history_gone``), the session is read again and followed
+from there; a line says so. The watch ends with exit 0 on Ctrl-C or SIGTERM, and when the session is
+deleted (after a ``session_deleted`` line).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Generator, Iterator
+from typing import Any, cast
+
+import click
+
+from unified_bridge import BridgeClient, Change, ChangeEvent
+from unified_bridge.cli._options import ConnectOptions, pass_options
+from unified_bridge.cli._output import format_time, json_value, to_json
+from unified_bridge.cli._remote import SessionState, open_session, read_session
+
+__all__ = ["watch"]
+
+_ABSENT = "(none)"
+
+
+class _Values:
+    """The last value of every variable, by id, to show what a change replaced."""
+
+    def __init__(self, state: SessionState) -> None:
+        self.known: dict[str, Any] = {v["id"]: v["value"] for v in state.variables}
+
+    def apply(self, kind: str, change: Change) -> tuple[Any, Any]:
+        """(old, new) for ``change``; None where there is no value (before a registration, after a
+        deletion)."""
+        old = self.known.get(change.id)
+        if kind == "deleted":
+            self.known.pop(change.id, None)
+            return old, None
+        self.known[change.id] = change.value
+        return old, change.value
+
+
+def _change_record(event: ChangeEvent, change: Change, old: Any, new: Any) -> dict[str, Any]:
+    return {
+        "revision": event.revision,
+        "kind": event.kind,
+        "time": format_time(event.time),
+        "id": change.id,
+        "name": change.name,
+        "version": change.version,
+        "old": json_value(old),
+        "new": json_value(new),
+    }
+
+
+def _change_line(record: dict[str, Any]) -> str:
+    # Values as JSON (strings quoted): an event does not say the type, and quotes keep "" visible.
+    old = _ABSENT if record["old"] is None else to_json(record["old"])
+    new = "(deleted)" if record["kind"] == "deleted" else to_json(record["new"])
+    return (
+        f"revision {record['revision']} {record['kind']} {record['name']}: {old} -> {new} "
+        f"(version {record['version']})"
+    )
+
+
+def _fill_missing_values(client: BridgeClient, state: SessionState, event: ChangeEvent) -> ChangeEvent:
+    """An import's event may list variables without values ("read it"): read them."""
+    missing = [c for c in event.changes if c.value is None and event.kind != "deleted"]
+    if not missing:
+        return event
+    with open_session(client, state.info) as ctx:
+        values = ctx.get_variables([c.id for c in missing])
+    changes = tuple(
+        Change(c.id, c.name, c.version, values[c.id]) if c.id in values else c for c in event.changes
+    )
+    return ChangeEvent(event.kind, event.revision, changes, event.time)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends the watch like Ctrl-C (when running in the main thread, where signals land)."""
+    try:
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@click.command()
+@click.argument("session")
+@click.option("--name", "names", multiple=True, help="Only this variable (name or id); repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_options
+def watch(options: ConnectOptions, session: str, names: tuple[str, ...], as_json: bool) -> None:
+    """Follow a session's changes: one line per change with the old and new value, the variable's
+    version and the session revision. Ctrl-C ends it (exit 0).
+
+    \b
+    revision 7 updated lr: 0.1 -> 0.05 (version 3)
+    --json: {"revision": 7, "kind": "updated", "time": "...", "id": "var_lr_...", "name": "lr",
+             "version": 3, "old": 0.1, "new": 0.05}
+    """
+    # Ctrl-C (or SIGTERM) is the normal way to stop a watch: exit 0.
+    with options.connect() as client, _sigterm_as_interrupt(), contextlib.suppress(KeyboardInterrupt):
+        _follow(client, session, names, as_json)
+
+
+def _follow(client: BridgeClient, session: str, names: tuple[str, ...], as_json: bool) -> None:
+    while True:
+        state = read_session(client, session)
+        click.echo(
+            f"watching session {session} from revision {state.info.revision} (Ctrl-C to stop)", err=True
+        )
+        values = _Values(state)
+        with open_session(client, state.info) as ctx:
+            # watch() is a generator: closing it cancels the stream at once.
+            events = cast(
+                "Generator[ChangeEvent, None, None]",
+                ctx.watch(names or None, from_revision=state.info.revision),
+            )
+            with contextlib.closing(events):
+                for event in events:
+                    if event.kind == "history_gone":
+                        _note(as_json, event, "events were lost to this watch; reading the session again")
+                        break
+                    if event.kind == "session_deleted":
+                        _note(as_json, event, "the session was deleted")
+                        return
+                    event = _fill_missing_values(client, state, event)
+                    for change in event.changes:
+                        old, new = values.apply(event.kind, change)
+                        record = _change_record(event, change, old, new)
+                        if as_json:
+                            click.echo(to_json(record))
+                        else:
+                            click.echo(_change_line(record))
+                else:
+                    return
+
+
+def _note(as_json: bool, event: ChangeEvent, text: str) -> None:
+    if as_json:
+        click.echo(to_json({"revision": event.revision, "kind": event.kind, "time": format_time(event.time)}))
+    else:
+        click.echo(f"revision {event.revision} {event.kind}: {text}")
