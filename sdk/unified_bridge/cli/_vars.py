@@ -62,7 +62,8 @@ def _describe(info: dict[str, Any]) -> str:
     return f"{info['name']} ({info['type']}{': ' + constraints if constraints else ''})"
 
 
-@variables.command("set")
+# ignore_unknown_options: a negative VALUE ("-1") is a value, not an option.
+@variables.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("session")
 @click.argument("name")
 @click.argument("value")

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import click
 
-from unified_bridge import BridgeClient, Change, ChangeEvent
+from unified_bridge import BridgeClient, Change, ChangeEvent, SessionNotFoundError
 from unified_bridge.cli._options import ConnectOptions, pass_options
 from unified_bridge.cli._output import format_time, json_value, to_json
 from unified_bridge.cli._remote import SessionState, open_session, read_session
@@ -113,40 +113,50 @@ def watch(options: ConnectOptions, session: str, names: tuple[str, ...], as_json
 
 
 def _follow(client: BridgeClient, session: str, names: tuple[str, ...], as_json: bool) -> None:
-    while True:
-        state = read_session(client, session)
-        click.echo(
-            f"watching session {session} from revision {state.info.revision} (Ctrl-C to stop)", err=True
-        )
-        values = _Values(state)
-        with open_session(client, state.info) as ctx:
-            # watch() is a generator: closing it cancels the stream at once.
-            events = cast(
-                "Generator[ChangeEvent, None, None]",
-                ctx.watch(names or None, from_revision=state.info.revision),
-            )
-            with contextlib.closing(events):
+    while _follow_from(client, read_session(client, session), names, as_json):
+        pass  # events were lost: read the session again and go on from there
+
+
+def _follow_from(client: BridgeClient, state: SessionState, names: tuple[str, ...], as_json: bool) -> bool:
+    """Print the changes after ``state``; True when the watch must start again from a new read."""
+    revision = state.info.revision
+    click.echo(
+        f"watching session {state.info.session_id} from revision {revision} (Ctrl-C to stop)", err=True
+    )
+    values = _Values(state)
+    with open_session(client, state.info) as ctx:
+        # watch() is a generator: closing it cancels the stream at once.
+        events = cast("Generator[ChangeEvent, None, None]", ctx.watch(names or None, from_revision=revision))
+        with contextlib.closing(events):
+            try:
                 for event in events:
                     if event.kind == "history_gone":
                         _note(as_json, event, "events were lost to this watch; reading the session again")
-                        break
+                        return True
                     if event.kind == "session_deleted":
                         _note(as_json, event, "the session was deleted")
-                        return
-                    event = _fill_missing_values(client, state, event)
-                    for change in event.changes:
-                        old, new = values.apply(event.kind, change)
-                        record = _change_record(event, change, old, new)
-                        if as_json:
-                            click.echo(to_json(record))
-                        else:
-                            click.echo(_change_line(record))
-                else:
-                    return
+                        return False
+                    for change in _fill_missing_values(client, state, event).changes:
+                        _print_change(as_json, event, change, *values.apply(event.kind, change))
+            except SessionNotFoundError:  # deleted between the read and the stream's opening
+                _note(as_json, None, "the session was deleted")
+    return False
 
 
-def _note(as_json: bool, event: ChangeEvent, text: str) -> None:
+def _print_change(as_json: bool, event: ChangeEvent, change: Change, old: Any, new: Any) -> None:
+    record = _change_record(event, change, old, new)
+    click.echo(to_json(record) if as_json else _change_line(record))
+
+
+def _note(as_json: bool, event: ChangeEvent | None, text: str) -> None:
+    """A line about the stream rather than a variable; ``event`` None: a deletion seen only as the
+    session's absence (its revision is not known)."""
+    kind = "session_deleted" if event is None else event.kind
+    revision = None if event is None else event.revision
     if as_json:
-        click.echo(to_json({"revision": event.revision, "kind": event.kind, "time": format_time(event.time)}))
+        time = None if event is None else format_time(event.time)
+        click.echo(to_json({"revision": revision, "kind": kind, "time": time}))
+    elif revision is None:
+        click.echo(f"{kind}: {text}")
     else:
-        click.echo(f"revision {event.revision} {event.kind}: {text}")
+        click.echo(f"revision {revision} {kind}: {text}")
