@@ -2,8 +2,10 @@
 
 The session is read at one revision first (so every change can show the value it replaced), then
 followed from that revision with the SDK's ``watch()``, which reconnects by itself. When the frontend
-no longer has the events the watch missed (``history_gone``), the session is read again and followed
-from there; a line says so. The watch ends with exit 0 on Ctrl-C or SIGTERM, and when the session is
+no longer has the events the watch missed (``history_gone``: its change log is capped, and an import
+jumps the revision), the session is read again, every variable that differs from what the watch
+knew is printed as ``resynced``, and the watch goes on from there: no change goes unseen, though
+several may show as one. The watch ends with exit 0 on Ctrl-C or SIGTERM, and when the session is
 deleted (after a ``session_deleted`` line).
 """
 
@@ -11,7 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Generator, Iterator
+from collections.abc import Collection, Generator, Iterator
+from dataclasses import dataclass
 from typing import Any, cast
 
 import click
@@ -23,24 +26,45 @@ from unified_bridge.cli._remote import SessionState, open_session, read_session
 
 __all__ = ["watch"]
 
-_ABSENT = "(none)"
+
+@dataclass(slots=True)
+class _Known:
+    name: str
+    version: int
+    value: Any
 
 
 class _Values:
-    """The last value of every variable, by id, to show what a change replaced."""
+    """What the watch knows of every variable, by id, to show what a change replaced."""
 
     def __init__(self, state: SessionState) -> None:
-        self.known: dict[str, Any] = {v["id"]: v["value"] for v in state.variables}
+        self.by_id = {v["id"]: _Known(v["name"], v["version"], v["value"]) for v in state.variables}
 
     def apply(self, kind: str, change: Change) -> tuple[Any, Any]:
         """(old, new) for ``change``; None where there is no value (before a registration, after a
         deletion)."""
-        old = self.known.get(change.id)
+        known = self.by_id.pop(change.id, None)
+        old = None if known is None else known.value
         if kind == "deleted":
-            self.known.pop(change.id, None)
             return old, None
-        self.known[change.id] = change.value
+        self.by_id[change.id] = _Known(change.name, change.version, change.value)
         return old, change.value
+
+    def differences(self, newer: _Values) -> Iterator[tuple[Change, Any, Any]]:
+        """(change, old, new) for every variable that ``newer`` holds otherwise (new ones, changed
+        ones, and deleted ones with new None)."""
+        for var_id, now in newer.by_id.items():
+            before = self.by_id.get(var_id)
+            if before is None or before.version != now.version:
+                old = None if before is None else before.value
+                yield Change(var_id, now.name, now.version, now.value), old, now.value
+        for var_id, before in self.by_id.items():
+            if var_id not in newer.by_id:
+                yield Change(var_id, before.name, before.version), before.value, None
+
+
+def _selected(change: Change, names: Collection[str]) -> bool:
+    return not names or change.name in names or change.id in names
 
 
 def _change_record(event: ChangeEvent, change: Change, old: Any, new: Any) -> dict[str, Any]:
@@ -58,12 +82,32 @@ def _change_record(event: ChangeEvent, change: Change, old: Any, new: Any) -> di
 
 def _change_line(record: dict[str, Any]) -> str:
     # Values as JSON (strings quoted): an event does not say the type, and quotes keep "" visible.
-    old = _ABSENT if record["old"] is None else to_json(record["old"])
-    new = "(deleted)" if record["kind"] == "deleted" else to_json(record["new"])
+    # No variable holds None: None is "no variable" (before a registration, after a deletion).
+    old = "(none)" if record["old"] is None else to_json(record["old"])
+    new = "(deleted)" if record["new"] is None else to_json(record["new"])
     return (
         f"revision {record['revision']} {record['kind']} {record['name']}: {old} -> {new} "
         f"(version {record['version']})"
     )
+
+
+def _print_change(as_json: bool, event: ChangeEvent, change: Change, old: Any, new: Any) -> None:
+    record = _change_record(event, change, old, new)
+    click.echo(to_json(record) if as_json else _change_line(record))
+
+
+def _note(as_json: bool, event: ChangeEvent | None, text: str) -> None:
+    """A line about the stream rather than a variable; ``event`` None: a deletion seen only as the
+    session's absence (its revision is not known)."""
+    kind = "session_deleted" if event is None else event.kind
+    revision = None if event is None else event.revision
+    if as_json:
+        time = None if event is None else format_time(event.time)
+        click.echo(to_json({"revision": revision, "kind": kind, "time": time}))
+    elif revision is None:
+        click.echo(f"{kind}: {text}")
+    else:
+        click.echo(f"revision {revision} {kind}: {text}")
 
 
 def _fill_missing_values(client: BridgeClient, state: SessionState, event: ChangeEvent) -> ChangeEvent:
@@ -109,21 +153,37 @@ def watch(options: ConnectOptions, session: str, names: tuple[str, ...], as_json
     """
     # Ctrl-C (or SIGTERM) is the normal way to stop a watch: exit 0.
     with options.connect() as client, _sigterm_as_interrupt(), contextlib.suppress(KeyboardInterrupt):
-        _follow(client, session, names, as_json)
+        _follow(client, session, frozenset(names), as_json)
 
 
-def _follow(client: BridgeClient, session: str, names: tuple[str, ...], as_json: bool) -> None:
-    while _follow_from(client, read_session(client, session), names, as_json):
-        pass  # events were lost: read the session again and go on from there
+def _follow(client: BridgeClient, session: str, names: frozenset[str], as_json: bool) -> None:
+    known: _Values | None = None
+    while True:
+        try:
+            state = read_session(client, session)
+        except SessionNotFoundError:
+            if known is None:
+                raise  # never there: exit 3
+            _note(as_json, None, "the session was deleted")  # deleted while being read again
+            return
+        current = _Values(state)
+        if known is not None:  # events were lost: show where each variable got to meanwhile
+            resync = ChangeEvent("resynced", state.info.revision)
+            for change, old, new in known.differences(current):
+                if _selected(change, names):
+                    _print_change(as_json, resync, change, old, new)
+        known = current
+        if not _follow_from(client, state, known, names, as_json):
+            return
 
 
-def _follow_from(client: BridgeClient, state: SessionState, names: tuple[str, ...], as_json: bool) -> bool:
+def _follow_from(
+    client: BridgeClient, state: SessionState, values: _Values, names: frozenset[str], as_json: bool
+) -> bool:
     """Print the changes after ``state``; True when the watch must start again from a new read."""
     revision = state.info.revision
-    click.echo(
-        f"watching session {state.info.session_id} from revision {revision} (Ctrl-C to stop)", err=True
-    )
-    values = _Values(state)
+    session = state.info.session_id
+    click.echo(f"watching session {session} from revision {revision} (Ctrl-C to stop)", err=True)
     with open_session(client, state.info) as ctx:
         # watch() is a generator: closing it cancels the stream at once.
         events = cast("Generator[ChangeEvent, None, None]", ctx.watch(names or None, from_revision=revision))
@@ -141,22 +201,3 @@ def _follow_from(client: BridgeClient, state: SessionState, names: tuple[str, ..
             except SessionNotFoundError:  # deleted between the read and the stream's opening
                 _note(as_json, None, "the session was deleted")
     return False
-
-
-def _print_change(as_json: bool, event: ChangeEvent, change: Change, old: Any, new: Any) -> None:
-    record = _change_record(event, change, old, new)
-    click.echo(to_json(record) if as_json else _change_line(record))
-
-
-def _note(as_json: bool, event: ChangeEvent | None, text: str) -> None:
-    """A line about the stream rather than a variable; ``event`` None: a deletion seen only as the
-    session's absence (its revision is not known)."""
-    kind = "session_deleted" if event is None else event.kind
-    revision = None if event is None else event.revision
-    if as_json:
-        time = None if event is None else format_time(event.time)
-        click.echo(to_json({"revision": revision, "kind": kind, "time": time}))
-    elif revision is None:
-        click.echo(f"{kind}: {text}")
-    else:
-        click.echo(f"revision {revision} {kind}: {text}")
