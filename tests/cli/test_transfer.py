@@ -129,6 +129,7 @@ def _named(document: dict, name: str) -> dict:
     [
         (lambda d: d.update(format="something-else"), "'format' must be 'unified-bridge-session'"),
         (lambda d: d.update(format_version=FORMAT_VERSION + 1), "is newer than this bridge reads"),
+        (lambda d: d.update(format_version=0), "format_version must be at least 1"),
         (lambda d: d.pop("variables"), "'variables' is missing"),
         (lambda d: _named(d, "grid").update(value="not a list"), "variable 'grid': Cannot convert"),
         (lambda d: _named(d, "lr").update(type="complex"), "unknown variable type: 'complex'"),
@@ -171,3 +172,25 @@ def test_export_of_a_missing_session_is_exit_3(bridge, session_id):
     assert result.exit_code == 3
     assert result.stdout == ""
     one_error_line(result)
+
+
+def test_a_minimal_hand_written_file_imports(bridge, client, session_id):
+    document = {
+        "format": FORMAT_NAME,
+        "format_version": 1,
+        "exported_at": "2026-01-02T03:04:05.678+00:00",
+        "session": {"id": session_id, "revision": 4},
+        "variables": [
+            {"id": "var_lr_0123abcd", "name": "lr", "type": "float", "value": 0.5, "version": 3},
+            {"id": "var_mode_89abcdef", "name": "mode", "type": "choice", "value": "b", "version": 0,
+             "constraints": {"choices": ["a", "b"]}},
+        ],
+    }  # fmt: skip
+    result = bridge("import", "-", input=json.dumps(document))
+    assert result.exit_code == 0, result.output
+    exported = _export(bridge, session_id)
+    assert exported["session"]["revision"] == 5
+    lr = next(v for v in exported["variables"] if v["name"] == "lr")
+    assert (lr["id"], lr["version"], lr["value"]) == ("var_lr_0123abcd", 3, 0.5)
+    assert lr["created_at"] == lr["updated_at"] == "2026-01-02T03:04:05.678+00:00"
+    assert _without_migration(lr["metadata"]) == {}

@@ -21,9 +21,13 @@ Format version 1::
       ]
     }
 
-Times are ISO 8601 in UTC with milliseconds (the precision the bridge keeps). Values are JSON of the
-Python value (see :mod:`unified_bridge.cli._output` for non-finite floats). A reader rejects another
-``format``, and a ``format_version`` above the one it knows; a later version only adds fields.
+Times are ISO 8601 in UTC with milliseconds (the precision the bridge keeps). A file written by hand
+needs, per variable, ``id`` (``var_<name>_<8 hex digits>``), ``name``, ``type``, ``value`` and
+``version``; ``constraints`` and ``metadata`` default to ``{}``, ``description`` to ``""``, times to
+``exported_at``, the session's ``metadata`` to ``{}`` and ``ttl_seconds`` to 0 (the frontend's).
+Values are JSON of the Python value (see :mod:`unified_bridge.cli._output` for non-finite floats).
+A reader rejects another ``format``, and a ``format_version`` above the one it knows; a later
+version only adds fields.
 
 Importing keeps every variable's id, version, value, constraints, metadata, description and
 timestamps, and the session's metadata and ttl. The import itself is one mutation, so the new
@@ -121,6 +125,10 @@ def _field(document: Mapping[str, Any], key: str, kind: type | tuple[type, ...],
     return value
 
 
+def _optional(document: Mapping[str, Any], key: str, kind: type, where: str, default: Any) -> Any:
+    return _field(document, key, kind, where) if key in document else default
+
+
 def _count(document: Mapping[str, Any], key: str, where: str) -> int:
     value: int = _field(document, key, int, where)
     if value < 0:
@@ -128,10 +136,11 @@ def _count(document: Mapping[str, Any], key: str, where: str) -> int:
     return value
 
 
-def _time_ms(document: Mapping[str, Any], key: str, where: str) -> int:
+def _time_ms(document: Mapping[str, Any], key: str, where: str, default: int) -> int:
+    """The time under ``key`` in milliseconds; ``default`` when the file gives none."""
     text = document.get(key)
     if text is None:
-        return 0
+        return default
     if not isinstance(text, str):
         raise _bad(where, f"{key!r} must be an ISO 8601 time, got {type(text).__name__}")
     try:
@@ -149,7 +158,7 @@ def _constraints(raw: Mapping[str, Any]) -> dict[str, Any]:
     return restored
 
 
-def _variable(raw: Any, index: int) -> VariableState:
+def _variable(raw: Any, index: int, exported_ms: int) -> VariableState:
     where = f"variables[{index}]"
     if not isinstance(raw, Mapping):
         raise _bad(where, f"must be an object, got {type(raw).__name__}")
@@ -158,11 +167,13 @@ def _variable(raw: Any, index: int) -> VariableState:
     try:
         validate_name(name)
         var_type = VariableType.parse(_field(raw, "type", str, where))
-        constraints = validate_constraints(var_type, _constraints(_field(raw, "constraints", dict, where)))
+        constraints = validate_constraints(
+            var_type, _constraints(_optional(raw, "constraints", dict, where, {}))
+        )
         if "value" not in raw:
             raise _bad(where, "'value' is missing")
         value = normalize_value(var_type, raw["value"], constraints)
-        metadata = validate_metadata(_field(raw, "metadata", dict, where))
+        metadata = validate_metadata(_optional(raw, "metadata", dict, where, {}))
     except ValidationError as exc:
         raise _bad(where, str(exc)) from None
     definition = Definition(
@@ -171,14 +182,14 @@ def _variable(raw: Any, index: int) -> VariableState:
         type=var_type,
         constraints=constraints,
         metadata=metadata,
-        description=_field(raw, "description", str, where),
+        description=_optional(raw, "description", str, where, ""),
     )
     return VariableState(
         definition=definition,
         value=value,
         version=_count(raw, "version", where),
-        created_at_ms=_time_ms(raw, "created_at", where),
-        updated_at_ms=_time_ms(raw, "updated_at", where),
+        created_at_ms=_time_ms(raw, "created_at", where, exported_ms),
+        updated_at_ms=_time_ms(raw, "updated_at", where, exported_ms),
     )
 
 
@@ -190,6 +201,8 @@ def read_document(document: Any, session_id: str | None = None, ttl_seconds: int
     if document.get("format") != FORMAT_NAME:
         raise _bad("the file", f"'format' must be {FORMAT_NAME!r}, got {document.get('format')!r}")
     version = _count(document, "format_version", "the file")
+    if version < 1:
+        raise _bad("the file", f"format_version must be at least 1, got {version}")
     if version > FORMAT_VERSION:
         raise _bad(
             "the file",
@@ -200,20 +213,23 @@ def read_document(document: Any, session_id: str | None = None, ttl_seconds: int
         exported_at = parse_time(exported_text)
     except ValueError:
         raise _bad("the file", f"'exported_at' is not an ISO 8601 time: {exported_text!r}") from None
+    exported_ms = milliseconds(exported_at)
     session = _field(document, "session", dict, "the file")
     raw_variables = _field(document, "variables", list, "the file")
     target = session_id if session_id is not None else _field(session, "id", str, "session")
     try:
         validate_session_id(target)
-        metadata = validate_metadata(_field(session, "metadata", dict, "session"))
+        metadata = validate_metadata(_optional(session, "metadata", dict, "session", {}))
     except ValidationError as exc:
         raise _bad("session", str(exc)) from None
     snapshot = SessionSnapshot(
         session_id=target,
         metadata=metadata,
         revision=_count(session, "revision", "session"),
-        created_at_ms=_time_ms(session, "created_at", "session"),
-        variables=tuple(_variable(raw, index) for index, raw in enumerate(raw_variables)),
+        created_at_ms=_time_ms(session, "created_at", "session", exported_ms),
+        variables=tuple(_variable(raw, index, exported_ms) for index, raw in enumerate(raw_variables)),
     )
-    ttl = ttl_seconds if ttl_seconds is not None else _count(session, "ttl_seconds", "session")
+    ttl = ttl_seconds if ttl_seconds is not None else _optional(session, "ttl_seconds", int, "session", 0)
+    if ttl < 0:
+        raise _bad("session", f"'ttl_seconds' must not be negative, got {ttl}")
     return ImportPlan(snapshot, ttl, exported_at)
