@@ -84,7 +84,7 @@ def test_an_unreachable_frontend_is_exit_4(bridge):
     dead = f"127.0.0.1:{_free_port()}"
     result = bridge("--target", dead, "--timeout", "1", "sessions", "list", target=False)
     assert result.exit_code == 4
-    assert one_error_line(result).startswith(f"bridge: error: cannot reach the bridge at {dead}: ")
+    assert one_error_line(result).startswith(f"bridge: error: the bridge at {dead} is unavailable: ")
 
 
 @pytest.fixture

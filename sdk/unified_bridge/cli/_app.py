@@ -28,7 +28,7 @@ class _BridgeGroup(click.Group):
             return super().invoke(ctx)
         except BridgeUnavailableError as exc:
             target = ctx.obj.target if isinstance(ctx.obj, ConnectOptions) else "?"
-            raise fail(exc, f"cannot reach the bridge at {target}") from None
+            raise fail(exc, f"the bridge at {target} is unavailable") from None
         except BridgeError as exc:
             raise fail(exc) from None
         except KeyboardInterrupt:
