@@ -155,13 +155,23 @@ def _variable(state: VariableState, migration: Mapping[str, str]) -> pb2.Variabl
 
 
 def import_request(
-    snapshot: SessionSnapshot, *, ttl: float | None, migrated_from: str = "local"
+    snapshot: SessionSnapshot,
+    *,
+    ttl: float | None,
+    migrated_from: str = "local",
+    migrated_at: datetime | None = None,
 ) -> pb2.ImportSessionRequest:
     """The ImportSession request for ``snapshot``; every variable and the session itself are marked
-    ``migrated_from`` and ``migrated_at`` (metadata that re-registration ignores)."""
+    ``migrated_from`` and ``migrated_at`` (metadata that re-registration ignores).
+
+    ``migrated_at`` defaults to now. The frontend knows an import again by its digest, so a caller
+    that wants a second import of the same data to answer "already imported" passes a fixed time
+    (``bridge import`` passes the export's time).
+    """
+    moved = datetime.now(UTC) if migrated_at is None else migrated_at
     migration = {
         _MIGRATED_FROM: migrated_from,
-        _MIGRATED_AT: datetime.now(UTC).isoformat(timespec="milliseconds"),
+        _MIGRATED_AT: moved.isoformat(timespec="milliseconds"),
     }
     return pb2.ImportSessionRequest(
         session_id=snapshot.session_id,

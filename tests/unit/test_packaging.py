@@ -53,7 +53,11 @@ def test_wheel_carries_scripts_generated_code_and_type_markers(tmp_path):
     ]
     always = {_project(r) for r in requires if "extra ==" not in r}
     server = {_project(r) for r in requires if 'extra == "server"' in r}
-    assert always == {"grpcio", "protobuf", "msgpack", "regex"}
+    assert always == {"grpcio", "protobuf", "msgpack", "regex", "click"}
+    # The `bridge` command line ships in the wheel, with its console script.
+    assert {"unified_bridge/cli/__init__.py", "unified_bridge/cli/__main__.py"} <= names
+    (entry_points,) = [name for name in names if name.endswith(".dist-info/entry_points.txt")]
+    assert "bridge = unified_bridge.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
     assert {
         "redis",
         "fakeredis",
@@ -75,6 +79,7 @@ def test_the_sdk_imports_without_the_servers_dependencies():
         "    sys.modules[name] = None  # as if not installed\n"
         "import unified_bridge\n"
         "from unified_bridge import LocalFirstContext, connect\n"
+        "import unified_bridge.cli\n"
         "with LocalFirstContext() as ctx:\n"
         "    ctx['x'] = 1\n"
         "print('ok')\n"
