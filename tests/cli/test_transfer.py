@@ -135,14 +135,14 @@ def _named(document: dict, name: str) -> dict:
         (lambda d: _named(d, "lr").update(type="complex"), "unknown variable type: 'complex'"),
         (lambda d: _named(d, "lr").update(version=-1), "'version' must not be negative"),
         (lambda d: _named(d, "lr").update(created_at="yesterday"), "'created_at' is not an ISO 8601 time"),
-        (lambda d: d["session"].update(id="bad id!"), "invalid session id"),
+        (lambda d: d["session"].update(id="bad\nid"), "invalid session id"),
     ],
 )
 def test_a_bad_file_is_exit_2_and_imports_nothing(bridge, populated, client, session_id, spoil, says):
     document = _export(bridge, session_id)
     spoil(document)
     copy_id = f"{session_id}_copy"
-    own_id = document.get("session", {}).get("id") == "bad id!"  # that case imports under the file's id
+    own_id = document.get("session", {}).get("id") == "bad\nid"  # that case imports under the file's id
     args = ["import", "-"] if own_id else ["import", "-", "--session", copy_id]
     result = bridge(*args, input=json.dumps(document))
     assert result.exit_code == 2, result.output
