@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -94,14 +94,23 @@ class BridgeClient:
         return run_flow(list_sessions(), self._invoke)
 
     def import_session(
-        self, snapshot: SessionSnapshot, *, ttl: float | None = None, migrated_from: str = "import"
+        self,
+        snapshot: SessionSnapshot,
+        *,
+        ttl: float | None = None,
+        migrated_from: str = "import",
+        migrated_at: datetime | None = None,
     ) -> ImportResult:
         """Create ``snapshot``'s session on the bridge, ids, versions and timestamps kept, all or nothing.
 
-        Repeating the same import is harmless (``imported=False``); a session that already exists with
-        other content raises AlreadyExistsError.
+        Every variable and the session are marked ``migrated_from`` and ``migrated_at`` (default: now).
+        The frontend knows an import by its whole content, marks included: repeating a call with the
+        same ``migrated_at`` is harmless (``imported=False``), also after a lost reply; a session that
+        already exists with other content, a second call stamped with another time included, raises
+        AlreadyExistsError.
         """
-        return self._import(import_request(snapshot, ttl=ttl, migrated_from=migrated_from), None)
+        request = import_request(snapshot, ttl=ttl, migrated_from=migrated_from, migrated_at=migrated_at)
+        return self._import(request, None)
 
     def _import(self, request: pb2.ImportSessionRequest, timeout: float | None) -> ImportResult:
         invoke = (
@@ -202,10 +211,16 @@ class AsyncBridgeClient:
         return await run_flow_async(list_sessions(), self._invoke)
 
     async def import_session(
-        self, snapshot: SessionSnapshot, *, ttl: float | None = None, migrated_from: str = "import"
+        self,
+        snapshot: SessionSnapshot,
+        *,
+        ttl: float | None = None,
+        migrated_from: str = "import",
+        migrated_at: datetime | None = None,
     ) -> ImportResult:
         """The asyncio twin of :meth:`BridgeClient.import_session`."""
-        return await self._import(import_request(snapshot, ttl=ttl, migrated_from=migrated_from), None)
+        request = import_request(snapshot, ttl=ttl, migrated_from=migrated_from, migrated_at=migrated_at)
+        return await self._import(request, None)
 
     async def _import(self, request: pb2.ImportSessionRequest, timeout: float | None) -> ImportResult:
         invoke = (

@@ -575,3 +575,16 @@ class TestWatchAcrossTheMove:
             kinds = [(e.kind, e.revision) for e in (next(events), next(events))]
             events.close()  # type: ignore[attr-defined]
             assert kinds == [("imported", 3), ("updated", 4)]
+
+
+def test_an_import_repeated_with_the_same_time_is_already_done(bridge, session_id: str) -> None:
+    from unified_bridge._local_store import LocalStore
+
+    store = LocalStore(session_id)
+    store.register("x", VariableType.INTEGER, 3)
+    snapshot = store.snapshot()
+    moved = datetime(2026, 12, 4, 12, 0)
+    assert bridge.import_session(snapshot, migrated_at=moved).imported is True
+    assert bridge.import_session(snapshot, migrated_at=moved).imported is False  # a lost reply's retry
+    with pytest.raises(AlreadyExistsError):
+        bridge.import_session(snapshot)  # stamped now: other content
