@@ -110,12 +110,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         env = _deploy(stack, args)
         results, skipped = _run_all(env)
+        versions = report.versions(env.redis_url)  # while the Redis is still up
     results["meta"] = {
         "started": started,
         "duration_s": time.monotonic() - clock,
         "quick": args.quick,
         "machine": report.machine(),
-        "versions": report.versions(env.redis_url),
+        "versions": versions,
         "cpu_count": os.cpu_count(),
         "frontends": len(env.frontends),
         "etcd": env.etcd_target is not None,

@@ -5,6 +5,12 @@ there, then follow the live channel. Live events at or below the last revision s
 (they were replayed); a live event beyond the next expected revision means something was missed,
 and the log fills the gap. When the log no longer reaches back far enough, the watcher gets a
 HISTORY_GONE event and the stream goes on from the oldest revision the log still holds.
+
+After a failover a revision number may name another write than the one the watcher was sent: the
+old master published it, and the new master, which never got it, reached that number with another
+write. The watcher remembers the last change it sent; when the same revision arrives with other
+content, or the log holds other content there when live delivery was interrupted, the watcher gets
+HISTORY_GONE (its view held a write that is gone) and the log again from the start.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ _LOG_PAGE_BYTES = 4 * 1024 * 1024
 _LOG_PAGE_MAX = 1000
 _LOG_PAGE_FIRST = 16
 _MAX_RETRY_DELAY = 1.0
+_MARKERS = frozenset({EventKind.CAUGHT_UP, EventKind.HISTORY_GONE})
 
 
 async def watch_session(
@@ -50,17 +57,19 @@ async def watch_session(
             # The session was deleted and created again since the watcher's last event.
             yield _marker(EventKind.HISTORY_GONE, 0)
             last = 0
+        sent: ChangeEvent | None = None  # the last change sent (markers are not changes)
         async for event in _from_log(store, session_id, last, current):
-            last = event.revision
+            last, sent = event.revision, _change_or(event, sent)
             yield event
         yield _marker(EventKind.CAUGHT_UP, last)
 
         idle = store.settings.watch_idle_check_seconds
         while True:
+            interrupted = True
             try:
                 data = await asyncio.wait_for(subscription.get(), timeout=idle)
             except TimeoutError:
-                data = RESYNC
+                data, interrupted = RESYNC, False
             if data == END_OF_STREAM:
                 return
             if data == RESYNC:
@@ -69,27 +78,52 @@ async def watch_session(
                 if current is None:
                     yield _marker(EventKind.SESSION_DELETED, last + 1)
                     return
-                if current < last:
+                if current < last or (interrupted and await _log_differs(store, session_id, sent)):
                     yield _marker(EventKind.HISTORY_GONE, 0)
-                    last = 0
+                    last, sent = 0, None
                 async for event in _from_log(store, session_id, last, current):
-                    last = event.revision
+                    last, sent = event.revision, _change_or(event, sent)
                     yield event
                 continue
             event = decode_event(data)
+            if event.revision == last and sent is not None and sent.revision == last and event != sent:
+                # The revision the watcher holds now names another write: replay everything.
+                yield _marker(EventKind.HISTORY_GONE, 0)
+                last, sent = 0, None
+                async for replayed in _from_log(store, session_id, 0, event.revision):
+                    last, sent = replayed.revision, _change_or(replayed, sent)
+                    yield replayed
+                continue
             if event.revision <= last:
                 continue
             if event.revision > last + 1:
                 async for missed in _from_log(store, session_id, last, event.revision - 1):
-                    last = missed.revision
+                    last, sent = missed.revision, _change_or(missed, sent)
                     yield missed
             if event.revision > last:
-                last = event.revision
+                last, sent = event.revision, event
                 yield event
             if event.kind is EventKind.SESSION_DELETED:
                 return
     finally:
         await hub.unsubscribe(subscription)
+
+
+def _change_or(event: ChangeEvent, sent: ChangeEvent | None) -> ChangeEvent | None:
+    """``event`` if it is a change, else what was sent before it (markers are not in the log)."""
+    return event if event.kind not in _MARKERS else sent
+
+
+async def _log_differs(store: VariableStore, session_id: str, sent: ChangeEvent | None) -> bool:
+    """Whether the log holds another change than ``sent`` at its revision (False when it no longer
+    reaches back that far: the replay says HISTORY_GONE then)."""
+    if sent is None:
+        return False
+    raws = await store.read_log(session_id, sent.revision - 1, 1)
+    if not raws:
+        return False
+    logged = decode_event(raws[0])
+    return logged.revision == sent.revision and logged != sent
 
 
 async def _position_when_reachable(store: VariableStore, session_id: str) -> int | None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
+import redis
 
+from bridge_server.keys import session_keys
 from tests.integration.helpers import EventReader, create_session, register_int, set_int
 from unified_bridge.proto import unified_bridge_pb2 as pb
 from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
@@ -244,3 +246,78 @@ def test_the_change_log_is_bounded_in_bytes(frontend_factory, redis_url, session
             reader.close()
     assert gone.kind == pb.EVENT_KIND_HISTORY_GONE
     assert [event.revision for event in rest] == list(range(22 - kept, 22))
+
+
+def _lose_revision_3(redis_url: str, session_id: str, replacement: bytes | None) -> None:
+    """What a failover may do: the new master never got revision 3's write; with ``replacement``, it
+    has since written another change under that revision (without telling the live channel)."""
+    keys = session_keys("ub", session_id)
+    with redis.Redis.from_url(redis_url) as client:
+        kept = client.xrange(keys.log, "-", "2-0")
+        client.delete(keys.log)
+        for entry_id, fields in kept:
+            client.xadd(keys.log, fields, id=entry_id)
+        if replacement is not None:
+            client.xadd(keys.log, {"e": replacement}, id="3-0")
+        client.hset(keys.session, "revision", 3 if replacement is not None else 2)
+
+
+def _watch_to_revision_3(stub, session_id: str) -> EventReader:
+    create_session(stub, session_id)
+    register_int(stub, session_id, "x", 0)  # revision 1
+    set_int(stub, session_id, "x", 1)  # revision 2
+    reader = EventReader(stub, session_id)
+    assert [e.revision for e in reader.until_caught_up()] == [1, 2]
+    set_int(stub, session_id, "x", 2)  # revision 3, sent to the watcher
+    assert reader.next().revision == 3
+    return reader
+
+
+@pytest.mark.real_redis
+def test_a_revision_a_failover_gave_to_another_write_is_history_gone_live(stub, redis_url, session_id):
+    reader = _watch_to_revision_3(stub, session_id)
+    try:
+        _lose_revision_3(redis_url, session_id, replacement=None)
+        set_int(stub, session_id, "x", 5)  # the new master's revision 3, published live
+        assert reader.next().kind == pb.EVENT_KIND_HISTORY_GONE
+        replayed = [reader.next() for _ in range(3)]
+        assert [e.revision for e in replayed] == [1, 2, 3]
+        assert replayed[-1].changes[0].value.integer_value == 5
+    finally:
+        reader.close()
+
+
+@pytest.mark.real_redis
+def test_a_revision_a_failover_gave_to_another_write_is_history_gone_after_a_drop(
+    stub, redis_url, session_id
+):
+    reader = _watch_to_revision_3(stub, session_id)
+    try:
+        keys = session_keys("ub", session_id)
+        with redis.Redis.from_url(redis_url) as client:
+            original = client.xrange(keys.log, "3-0", "3-0")[0][1][b"e"]
+        header, _, body = original.partition(b"\n")
+        magic, revision, kind, time_ms, count = header.split(b" ")
+        other = b" ".join([magic, revision, kind, str(int(time_ms) + 1).encode(), count]) + b"\n" + body
+        _lose_revision_3(redis_url, session_id, replacement=other)
+        with redis.Redis.from_url(redis_url) as client:
+            client.client_kill_filter(_type="pubsub")  # live delivery interrupted: the frontend resyncs
+        assert reader.next().kind == pb.EVENT_KIND_HISTORY_GONE
+        assert [reader.next().revision for _ in range(3)] == [1, 2, 3]
+    finally:
+        reader.close()
+
+
+def test_a_resync_without_a_failover_replays_nothing_twice(frontend_factory, redis_url, session_id):
+    frontend = frontend_factory(redis_url=redis_url)
+    with grpc.insecure_channel(frontend.target) as channel:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        reader = _watch_to_revision_3(stub, session_id)
+        try:
+            with redis.Redis.from_url(redis_url) as client:
+                client.client_kill_filter(_type="pubsub")
+            set_int(stub, session_id, "x", 7)
+            event = reader.next()
+            assert (event.kind, event.revision) == (pb.EVENT_KIND_UPDATED, 4)
+        finally:
+            reader.close()
