@@ -396,8 +396,23 @@ def frontend_floor_text(results: dict[str, Any]) -> str:
         return ""
     section = results["frontend_floor"]
     return (
-        f"{text_table(FLOOR_HEADERS, rows)}\n(medians and ranges over {section['rounds']} interleaved "
-        f"rounds of {section['n']} calls; no watch stream attached)"
+        f"{text_table(FLOOR_HEADERS, rows)}\n{frontend_floor_throughput(section)}\n(medians and ranges "
+        f"over {section['rounds']} interleaved rounds of {section['n']} calls; no watch stream attached)"
+    )
+
+
+def frontend_floor_throughput(section: dict[str, Any]) -> str:
+    """One line: GetVariable throughput of the frontend against the floor server at N callers."""
+    figures = section.get("get_throughput")
+    if not figures:
+        return ""
+    share = figures["share_of_floor"]
+    met = "met" if share["median"] >= 0.85 else "MISSED"
+    return (
+        f"GetVariable throughput, {figures['callers']} callers: frontend "
+        f"{figures['frontend_ops_per_s']['median']:.0f}/s, "
+        f"floor {figures['floor_ops_per_s']['median']:.0f}/s, "
+        f"share {share['median']:.0%} ({share['min']:.0%}-{share['max']:.0%}); target >= 85 %: {met}"
     )
 
 
@@ -474,6 +489,8 @@ def markdown_report(results: dict[str, Any], plots: list[str]) -> str:
             "is all threads of the serving process per request; no watch stream attached.",
             "",
             markdown_table(FLOOR_HEADERS, floor_rows),
+            "",
+            frontend_floor_throughput(results["frontend_floor"]),
             "",
         ]
     if local_rows := local_first_rows(results):

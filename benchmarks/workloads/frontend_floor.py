@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import random
 import statistics
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +30,7 @@ from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
 __all__ = ["run"]
 
 _PAIRS = (("get", "GetVariable"), ("update", "SetVariable"))
+CALLERS = 16  # the issue's target: one frontend at >= 85 % of the floor server's throughput here
 
 
 def run(env: Env) -> dict[str, Any]:
@@ -47,10 +50,13 @@ def run(env: Env) -> dict[str, Any]:
                 "update floor": (lambda i: floor.SetVariable(_set_request(i)), floor_pid),
             }
             per_round: list[dict[str, dict[str, float]]] = []
+            seconds = 0.5 if env.quick else 2.0
             for _ in range(rounds):
                 order = list(ops)
                 rng.shuffle(order)
                 measured = {name: _timed(*ops[name], n) for name in order}
+                for name in ("get frontend", "get floor"):
+                    measured[name]["ops_per_s"] = _throughput(ops[name][0], seconds)
                 measured["echo"] = {"p50_us": summarize(baselines.grpc_unary_echo(env.echo_target, n)).p50_us}
                 measured["hget"] = {"p50_us": summarize(baselines.redis_hget(env.redis_url, n)).p50_us}
                 per_round.append(measured)
@@ -80,6 +86,26 @@ def _timed(call: Callable[[int], Any], pid: int | None, n: int) -> dict[str, flo
     if pid:
         result["server_cpu_us"] = (cpu_ns(pid) - before) / n / 1000
     return result
+
+
+def _throughput(call: Callable[[int], Any], seconds: float) -> float:
+    """Calls per second from CALLERS threads calling at once over one channel, for ``seconds``."""
+    done = [0] * CALLERS
+    stop = threading.Event()
+
+    def caller(index: int) -> None:
+        while not stop.is_set():
+            call(index)
+            done[index] += 1
+
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(CALLERS)]
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return sum(done) / seconds
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -115,4 +141,12 @@ def _summary(per_round: list[dict[str, dict[str, float]]]) -> dict[str, Any]:
                 [a["server_cpu_us"] / b["server_cpu_us"] for a, b in zip(front, floor, strict=True)]
             )
         operations[op] = entry
-    return {"operations": operations}
+    front_ops = [r["get frontend"]["ops_per_s"] for r in per_round]
+    floor_ops = [r["get floor"]["ops_per_s"] for r in per_round]
+    throughput = {
+        "callers": CALLERS,
+        "frontend_ops_per_s": _spread(front_ops),
+        "floor_ops_per_s": _spread(floor_ops),
+        "share_of_floor": _spread([a / b for a, b in zip(front_ops, floor_ops, strict=True)]),
+    }
+    return {"operations": operations, "get_throughput": throughput}
