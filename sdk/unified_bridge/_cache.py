@@ -123,6 +123,11 @@ class NearCache:
 
     # --- the hot path ----------------------------------------------------------------------------
 
+    @property
+    def entries(self) -> dict[str, _Entry]:
+        """The entries themselves, for a context's inlined read (the dict is never replaced)."""
+        return self._entries
+
     def lookup(self, key: str) -> Any:
         """The cached value of ``key`` (a name or an id), or :data:`MISS`."""
         entry = self._entries.get(key)
