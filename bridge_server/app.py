@@ -160,6 +160,10 @@ class BridgeServer:
         await self.hub.close()
         self.metrics.stop()
         await self.redis.aclose()
+        # Closing a connection schedules its socket's release on the loop: let that run before the
+        # loop may stop (else the socket is left to the garbage collector, with a ResourceWarning).
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
         log.info("frontend stopped")
 
     async def wait_stopped(self) -> None:
