@@ -54,6 +54,7 @@ _CONSTRAINT_FIELDS: Final[Mapping[str, str]] = MappingProxyType(
     }
 )
 _REPEATED_CONSTRAINTS: Final = frozenset({"enum", "choices", "allowed_modules", "shape"})
+_CONSTRAINT_KEYS: Final[Mapping[str, str]] = MappingProxyType({f: k for k, f in _CONSTRAINT_FIELDS.items()})
 
 
 def _tensor_layout(value: Any, constraints: Mapping[str, Any] | None) -> tuple[list[int], list[Any], str]:
@@ -161,14 +162,11 @@ def constraints_from_proto(message: pb2.Constraints) -> Constraints:
 
     Protobuf cannot tell an empty ``shape`` from an absent one, so ``shape=[]`` comes back absent.
     """
+    # ListFields gives only the fields that are set, in field-number order (the table's order).
     result: Constraints = {}
-    for key, field in _CONSTRAINT_FIELDS.items():
-        if key in _REPEATED_CONSTRAINTS:
-            items = list(getattr(message, field))
-            if items:
-                result[key] = items
-        elif message.HasField(field):  # type: ignore[arg-type]  # field names come from the table above
-            result[key] = getattr(message, field)
+    for descriptor, value in message.ListFields():
+        key = _CONSTRAINT_KEYS[descriptor.name]
+        result[key] = list(value) if key in _REPEATED_CONSTRAINTS else value
     return result
 
 
