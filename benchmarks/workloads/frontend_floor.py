@@ -81,8 +81,10 @@ def _timed(call: Callable[[int], Any], pid: int | None, n: int) -> dict[str, flo
     for i in range(20):
         call(i)
     before = cpu_ns(pid) if pid else 0
+    client_before = time.process_time()
     summary = summarize(time_calls(call, n))
-    result = {"p50_us": summary.p50_us, "p99_us": summary.p99_us}
+    client_cpu_us = (time.process_time() - client_before) / n * 1e6
+    result = {"p50_us": summary.p50_us, "p99_us": summary.p99_us, "client_cpu_us": client_cpu_us}
     if pid:
         result["server_cpu_us"] = (cpu_ns(pid) - before) / n / 1000
     return result
@@ -129,6 +131,7 @@ def _summary(per_round: list[dict[str, dict[str, float]]]) -> dict[str, Any]:
             "p99_ratio_to_floor": _spread(
                 [a["p99_us"] / b["p99_us"] for a, b in zip(front, floor, strict=True)]
             ),
+            "client_cpu_us": _spread([f["client_cpu_us"] for f in front]),
         }
         if op == "get":
             entry["p50_ratio_to_echo_plus_hget"] = _spread(
