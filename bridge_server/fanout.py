@@ -32,6 +32,9 @@ RESYNC: Final = b""
 END_OF_STREAM: Final = b"\x00end"
 
 _READ_TIMEOUT = 1.0
+# What a pub/sub command or read raises while its connection is lost or being re-made. RuntimeError:
+# redis-py lets a command's reconnect read the socket the reader task is already waiting on.
+_CONNECTION_TROUBLE = (RedisConnectionError, RedisTimeoutError, OSError, RuntimeError)
 _RECONNECT_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0)
 
 
@@ -112,13 +115,43 @@ class EventHub:
         self._closed = False
 
     async def subscribe(self, channel: str) -> Subscription:
-        """Follow a channel; returns once Redis confirms, so nothing published after is missed."""
+        """Follow a channel; returns once Redis confirms, so nothing published after is missed.
+
+        A subscription sent while the connection is being lost or re-made is tried again until the
+        confirmation timeout; past it the call fails as Redis being unreachable (UNAVAILABLE).
+        """
         subscription = Subscription(channel, self.budget)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._confirm_timeout
+        failures = 0
+        while True:
+            try:
+                confirmed = await self._join(channel, subscription)
+                break
+            except _CONNECTION_TROUBLE as exc:
+                failures += 1
+                if loop.time() >= deadline:
+                    raise RedisConnectionError(f"could not subscribe to session events: {exc}") from exc
+                await asyncio.sleep(_RECONNECT_DELAYS[min(failures, len(_RECONNECT_DELAYS) - 1)])
+        if confirmed is None:
+            return subscription  # the channel was followed already
+        try:
+            await asyncio.wait_for(asyncio.shield(confirmed), max(deadline - loop.time(), 0.0))
+        except TimeoutError:
+            await self.unsubscribe(subscription)
+            raise RedisTimeoutError(
+                f"Redis did not confirm the subscription within {self._confirm_timeout} s"
+            ) from None
+        return subscription
+
+    async def _join(self, channel: str, subscription: Subscription) -> asyncio.Future[None] | None:
+        """Add ``subscription``; SSUBSCRIBE if it is the channel's first. The future Redis's
+        confirmation resolves, or None when the channel was followed already."""
         async with self._lock:
             watchers = self._subscriptions.setdefault(channel, set())
             watchers.add(subscription)
             if len(watchers) > 1:
-                return subscription
+                return None
             confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._confirmations.setdefault(channel, []).append(confirmed)
             try:
@@ -130,14 +163,7 @@ class EventHub:
                 self._confirmations.pop(channel, None)
                 raise
             self._ensure_readers()
-        try:
-            await asyncio.wait_for(asyncio.shield(confirmed), self._confirm_timeout)
-        except TimeoutError:
-            await self.unsubscribe(subscription)
-            raise RedisTimeoutError(
-                f"Redis did not confirm the subscription within {self._confirm_timeout} s"
-            ) from None
-        return subscription
+            return confirmed
 
     async def unsubscribe(self, subscription: Subscription) -> None:
         subscription.release()
@@ -148,7 +174,7 @@ class EventHub:
             watchers.discard(subscription)
             if not watchers:
                 del self._subscriptions[subscription.channel]
-                with contextlib.suppress(RedisConnectionError, RedisTimeoutError, RuntimeError):
+                with contextlib.suppress(*_CONNECTION_TROUBLE):
                     await self._pubsub.sunsubscribe(subscription.channel)
 
     def end_all_streams(self) -> None:
@@ -206,7 +232,7 @@ class EventHub:
         while not self._closed and self._still_subscribed_on(name):
             try:
                 message = await read()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except _CONNECTION_TROUBLE as exc:
                 delay = _RECONNECT_DELAYS[min(failures, len(_RECONNECT_DELAYS) - 1)]
                 failures += 1
                 if failures == 1:

@@ -1,0 +1,88 @@
+"""The event hub rides out a pub/sub connection that is lost or being re-made: a subscription sent
+meanwhile is tried again, and the reader task survives what redis-py raises in that window."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from bridge_server.fanout import RESYNC, EventHub, QueueBudget
+
+
+class FlakyPubSub:
+    """A pub/sub whose first commands and reads fail the ways redis-py's do during a reconnect."""
+
+    def __init__(self, failing_subscribes: int, failing_reads: int) -> None:
+        self.failing_subscribes = failing_subscribes
+        self.failing_reads = failing_reads
+        self.connection = None
+        self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def ssubscribe(self, channel: str) -> None:
+        if self.failing_subscribes:
+            self.failing_subscribes -= 1
+            raise RuntimeError("read() called while another coroutine is already waiting for incoming data")
+        await self.messages.put({"type": "ssubscribe", "channel": channel.encode(), "data": 1})
+
+    async def sunsubscribe(self, channel: str) -> None:
+        return None
+
+    async def get_message(self, timeout: float) -> dict[str, Any] | None:
+        if self.failing_reads:
+            self.failing_reads -= 1
+            raise RuntimeError("read() called while another coroutine is already waiting for incoming data")
+        try:
+            return await asyncio.wait_for(self.messages.get(), timeout)
+        except TimeoutError:
+            return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+class FakeRedis:
+    def __init__(self, pubsub: FlakyPubSub) -> None:
+        self._pubsub = pubsub
+
+    def pubsub(self) -> FlakyPubSub:
+        return self._pubsub
+
+
+def _hub(pubsub: FlakyPubSub, confirm_timeout: float = 5.0) -> EventHub:
+    return EventHub(FakeRedis(pubsub), QueueBudget(100, 1 << 20, 1 << 24), confirm_timeout)
+
+
+async def test_a_subscription_sent_during_a_reconnect_is_tried_again() -> None:
+    pubsub = FlakyPubSub(failing_subscribes=2, failing_reads=0)
+    hub = _hub(pubsub)
+    try:
+        subscription = await hub.subscribe("ub:{s}:events")
+        assert pubsub.failing_subscribes == 0
+        await pubsub.messages.put({"type": "smessage", "channel": b"ub:{s}:events", "data": b"UB1 event"})
+        assert await asyncio.wait_for(subscription.get(), 5) == b"UB1 event"
+    finally:
+        await hub.close()
+
+
+async def test_a_subscription_that_keeps_failing_is_redis_unreachable_in_time() -> None:
+    hub = _hub(FlakyPubSub(failing_subscribes=10**6, failing_reads=0), confirm_timeout=0.3)
+    with pytest.raises(RedisConnectionError, match="could not subscribe to session events"):
+        await hub.subscribe("ub:{s}:events")
+    await hub.close()
+
+
+async def test_the_reader_survives_a_read_that_races_a_reconnect_and_tells_watchers_to_resync() -> None:
+    pubsub = FlakyPubSub(failing_subscribes=0, failing_reads=0)
+    hub = _hub(pubsub)
+    try:
+        subscription = await hub.subscribe("ub:{s}:events")
+        pubsub.failing_reads = 1
+        assert await asyncio.wait_for(subscription.get(), 5) == RESYNC
+        await pubsub.messages.put({"type": "smessage", "channel": b"ub:{s}:events", "data": b"UB1 later"})
+        received = [await asyncio.wait_for(subscription.get(), 5) for _ in range(2)]
+        assert received[-1] == b"UB1 later"  # (a second RESYNC when the reader recovers comes first)
+    finally:
+        await hub.close()
