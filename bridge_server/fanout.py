@@ -20,6 +20,7 @@ from typing import Any, Final
 from redis.asyncio.cluster import ClusterPubSub
 from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["END_OF_STREAM", "RESYNC", "EventHub", "QueueBudget", "Subscription"]
@@ -34,7 +35,8 @@ END_OF_STREAM: Final = b"\x00end"
 _READ_TIMEOUT = 1.0
 # What a pub/sub command or read raises while its connection is lost or being re-made. RuntimeError:
 # redis-py lets a command's reconnect read the socket the reader task is already waiting on.
-_CONNECTION_TROUBLE = (RedisConnectionError, RedisTimeoutError, OSError, RuntimeError)
+# ResponseError: a reply meant for a handshake that another task ran on the same connection.
+_CONNECTION_TROUBLE = (RedisConnectionError, RedisTimeoutError, OSError, RuntimeError, ResponseError)
 _RECONNECT_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0)
 
 
@@ -216,10 +218,20 @@ class EventHub:
             # Sentinel named a new master while this connection stayed up: follow it, resync.
             await connection.disconnect()
             raise RedisConnectionError("the event subscription was on a former master")
-        if connection is not None and not connection.is_connected:
+        if connection is not None:
+            # Under the lock even when connected: a subscribe may be re-making the connection, and
+            # `is_connected` turns true before its handshake replies are read.
             async with self._lock:
-                await self._pubsub.connect()
-        message: dict[str, Any] | None = await self._pubsub.get_message(timeout=_READ_TIMEOUT)
+                if not connection.is_connected:
+                    await self._pubsub.connect()
+        try:
+            message: dict[str, Any] | None = await self._pubsub.get_message(timeout=_READ_TIMEOUT)
+        except (ResponseError, RuntimeError):
+            # A reply meant for another task's handshake, or a read that raced one: the stream is
+            # out of step. Drop the connection; the next read makes a clean one and resubscribes.
+            if connection is not None:
+                await connection.disconnect()
+            raise
         return message
 
     def _still_subscribed_on(self, name: str) -> bool:

@@ -8,18 +8,41 @@ from typing import Any
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from bridge_server.fanout import RESYNC, EventHub, QueueBudget
+
+
+class FakeConnection:
+    def __init__(self) -> None:
+        self.is_connected = True
+        self.disconnects = 0
+
+    async def disconnect(self) -> None:
+        self.disconnects += 1
+        self.is_connected = False
 
 
 class FlakyPubSub:
     """A pub/sub whose first commands and reads fail the ways redis-py's do during a reconnect."""
 
-    def __init__(self, failing_subscribes: int, failing_reads: int) -> None:
+    def __init__(
+        self, failing_subscribes: int, failing_reads: int, read_error: Exception | None = None
+    ) -> None:
         self.failing_subscribes = failing_subscribes
         self.failing_reads = failing_reads
-        self.connection = None
+        self.read_error = read_error or RuntimeError(
+            "read() called while another coroutine is already waiting"
+        )
+        self.connection: FakeConnection | None = None
+        self.connection_pool = None
+        self.connects = 0
         self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def connect(self) -> None:
+        assert self.connection is not None
+        self.connects += 1
+        self.connection.is_connected = True
 
     async def ssubscribe(self, channel: str) -> None:
         if self.failing_subscribes:
@@ -33,7 +56,7 @@ class FlakyPubSub:
     async def get_message(self, timeout: float) -> dict[str, Any] | None:
         if self.failing_reads:
             self.failing_reads -= 1
-            raise RuntimeError("read() called while another coroutine is already waiting for incoming data")
+            raise self.read_error
         try:
             return await asyncio.wait_for(self.messages.get(), timeout)
         except TimeoutError:
@@ -84,5 +107,21 @@ async def test_the_reader_survives_a_read_that_races_a_reconnect_and_tells_watch
         await pubsub.messages.put({"type": "smessage", "channel": b"ub:{s}:events", "data": b"UB1 later"})
         received = [await asyncio.wait_for(subscription.get(), 5) for _ in range(2)]
         assert received[-1] == b"UB1 later"  # (a second RESYNC when the reader recovers comes first)
+    finally:
+        await hub.close()
+
+
+async def test_a_reply_stolen_from_another_tasks_handshake_drops_the_connection_and_resyncs() -> None:
+    pubsub = FlakyPubSub(0, 0, read_error=ResponseError("unknown subcommand 'SETINFO'"))
+    pubsub.connection = FakeConnection()
+    hub = _hub(pubsub)
+    try:
+        subscription = await hub.subscribe("ub:{s}:events")
+        pubsub.failing_reads = 1
+        assert await asyncio.wait_for(subscription.get(), 5) == RESYNC
+        await pubsub.messages.put({"type": "smessage", "channel": b"ub:{s}:events", "data": b"UB1 later"})
+        received = [await asyncio.wait_for(subscription.get(), 5) for _ in range(2)]
+        assert received[-1] == b"UB1 later"
+        assert (pubsub.connection.disconnects, pubsub.connects) == (1, 1)  # a clean connection again
     finally:
         await hub.close()
