@@ -348,7 +348,9 @@ class LocalStore:
     def set(self, ref: str, value: Any, expected_version: int | None = None) -> int:
         """Write a value; returns the new version. With ``expected_version``: compare-and-set."""
         check_expected_version(expected_version)
-        definition = self._found(ref).definition
+        return self._set_found(ref, self._found(ref).definition, value, expected_version)
+
+    def _set_found(self, ref: str, definition: Definition, value: Any, expected_version: int | None) -> int:
         normalized = self._normalized(definition, value)
         with self._lock:
             self._check_open()
@@ -364,13 +366,24 @@ class LocalStore:
         definition = record.definition
         version = record.version + 1
         self._sequence += 1
-        self._store(_Record(definition, normalized, version, record.created_at_ms, now))
+        # _store without the name -> id entry, which an update leaves as it is.
+        self._records[definition.id] = _Record(definition, normalized, version, record.created_at_ms, now)
+        fast = self.fast
+        if isinstance(normalized, _IMMUTABLE):
+            fast[definition.name] = fast[definition.id] = normalized
+        else:
+            fast.pop(definition.name, None)
+            fast.pop(definition.id, None)
         self._commit(UPDATED, ((definition.id, definition.name, version, normalized),), now)
         return version
 
     def set_item(self, name: str, value: Any) -> None:
         """``ctx[name] = value``: write, or register with an inferred type when the name is new."""
-        if self._record(name) is None:
+        found = self._record(name)
+        if found is not None and not self.closed:
+            self._set_found(name, found.definition, value, None)  # the hot path: one lookup
+            return
+        if found is None:
             self._check_open()
             check_ref(name, self.limits.max_name_length)
             try:
