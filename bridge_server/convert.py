@@ -8,7 +8,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from bridge_server.events import ChangeEvent, VariableChange
 from bridge_server.importer import ImportedVariable
-from bridge_server.model import SessionInfo, VariableRecord
+from bridge_server.model import Definition, SessionInfo, VariableRecord
 from unified_bridge.proto import unified_bridge_pb2 as pb
 from unified_bridge.types import (
     VariableType,
@@ -38,18 +38,38 @@ def timestamp(milliseconds: int) -> Timestamp:
 
 def variable_to_proto(record: VariableRecord) -> pb.Variable:
     definition = record.definition
-    return pb.Variable(
+    message = pb.Variable()
+    message.CopyFrom(_definition_proto(definition))
+    message.value.CopyFrom(value_to_proto(definition.type, record.value, definition.constraints))
+    message.version = record.version
+    message.updated_at.FromMilliseconds(record.updated_at_ms)
+    return message
+
+
+# Definition -> its part of a Variable message, built once (a definition never changes). Keyed by
+# the object's identity, which the store keeps alive while it caches the definition; the entry holds
+# the definition too, so an id reused by another object never matches. Cleared when full.
+_DEFINITION_PROTOS: dict[int, tuple[Definition, pb.Variable]] = {}
+_DEFINITION_PROTOS_MAX = 10_000
+
+
+def _definition_proto(definition: Definition) -> pb.Variable:
+    cached = _DEFINITION_PROTOS.get(id(definition))
+    if cached is not None and cached[0] is definition:
+        return cached[1]
+    message = pb.Variable(
         id=definition.id,
         name=definition.name,
         type=definition.type.to_proto(),  # type: ignore[arg-type]
-        value=value_to_proto(definition.type, record.value, definition.constraints),
         constraints=constraints_to_proto(definition.constraints),
         metadata=definition.metadata,
         description=definition.description,
-        version=record.version,
         created_at=timestamp(definition.created_at_ms),
-        updated_at=timestamp(record.updated_at_ms),
     )
+    if len(_DEFINITION_PROTOS) >= _DEFINITION_PROTOS_MAX:
+        _DEFINITION_PROTOS.clear()
+    _DEFINITION_PROTOS[id(definition)] = (definition, message)
+    return message
 
 
 def import_digest(request: pb.ImportSessionRequest) -> str:

@@ -13,6 +13,7 @@ Ids made of ``[A-Za-z0-9_.-]`` alone, the only ones earlier versions accepted, a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from typing import Final
 from urllib.parse import quote, unquote
@@ -55,6 +56,7 @@ class SessionKeys:
         return (*self.stored, self.channel)
 
 
+@functools.lru_cache(maxsize=65536)  # every call builds them; sessions in use are few and reused
 def session_keys(prefix: str, session_id: str) -> SessionKeys:
     base = f"{prefix}:{{{session_key_tag(session_id)}}}"
     return SessionKeys(

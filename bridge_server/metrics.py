@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -48,6 +49,18 @@ class Metrics:
             registry=self.registry,
         )
         self._http: tuple[WSGIServer, threading.Thread] | None = None
+        self._unary: dict[str, tuple[Any, Any]] = {}
+
+    def unary_children(self, method: str) -> tuple[Any, Any]:
+        """(the OK calls counter, the latency histogram) of ``method``, resolved once: looking a
+        labelled child up costs more than using it, on every call."""
+        children = self._unary.get(method)
+        if children is None:
+            children = self._unary[method] = (
+                self.calls.labels(method, "OK"),
+                self.latency.labels(method),
+            )
+        return children
 
     def follow_watch_queues(self, read: Callable[[], tuple[int, int]]) -> None:
         """Report (queued bytes, overflows) as ``read()`` tells them, at each scrape."""

@@ -81,8 +81,9 @@ def unary(
             status = status_for(exc)
             metrics.calls.labels(name, status.code.name).inc()
             await _abort(context, status)
-        metrics.latency.labels(name).observe(time.perf_counter() - started)
-        metrics.calls.labels(name, "OK").inc()
+        succeeded, latency = metrics.unary_children(name)
+        latency.observe(time.perf_counter() - started)
+        succeeded.inc()
         return response
 
     return wrapper
