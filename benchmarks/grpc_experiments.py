@@ -4,7 +4,8 @@
 
 gRPC reads GRPC_EXPERIMENTS when its core starts, so each setting runs in a process of its own:
 a private Redis, a frontend, the echo and floor servers and the client, all under that setting,
-running the `frontend_floor` workload. The settings alternate; each run prints its table.
+running the `frontend_floor` workload (`python -m benchmarks.workloads.frontend_floor --json`).
+The settings alternate; each run prints its table.
 """
 
 from __future__ import annotations
@@ -24,35 +25,14 @@ __all__ = ["SETTINGS", "main"]
 SETTINGS = {"gRPC defaults": "", "event engine off": EVENT_ENGINE_OFF}
 
 
-def _one(quick: bool) -> int:
-    from benchmarks import report
-    from benchmarks._env import Env
-    from benchmarks._infra import grpc_echo_process
-    from benchmarks.workloads import frontend_floor
-    from bridge_server.testing import FrontendProcess, private_redis
-
-    with (
-        private_redis() as redis_server,
-        FrontendProcess(redis_server.url) as frontend,
-        grpc_echo_process() as echo,
-    ):
-        env = Env(redis_server.url, (frontend.target,), (frontend.pid,), echo, None, quick)
-        results = {"frontend_floor": frontend_floor.run(env)}
-    print(json.dumps({"table": report.frontend_floor_text(results), "results": results["frontend_floor"]}))
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.grpc_experiments", description=__doc__)
     parser.add_argument("--alternations", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.one:
-        return _one(args.quick)
     for _ in range(args.alternations):
         for label, value in SETTINGS.items():
-            command = [sys.executable, "-m", "benchmarks.grpc_experiments", "--one"]
+            command = [sys.executable, "-m", "benchmarks.workloads.frontend_floor", "--json"]
             command += ["--quick"] if args.quick else []
             env = {**os.environ, "GRPC_EXPERIMENTS": value}
             output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout

@@ -5,15 +5,21 @@ Redis client and does only the Redis command of each call: an HGET for GetVariab
 script for SetVariable. Each round times every operation once, in a shuffled order, and reads the
 CPU its server process used meanwhile (all threads). Ratios are frontend ÷ floor within a round;
 the report gives their median and range over the rounds. No watch stream is attached to either.
+
+Alone, on a private Redis and frontend: `python -m benchmarks.workloads.frontend_floor [--quick]
+[--json]`.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import random
 import statistics
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -153,3 +159,28 @@ def _summary(per_round: list[dict[str, dict[str, float]]]) -> dict[str, Any]:
         "share_of_floor": _spread([a / b for a, b in zip(front_ops, floor_ops, strict=True)]),
     }
     return {"operations": operations, "get_throughput": throughput}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from benchmarks import report
+    from benchmarks._infra import grpc_echo_process
+    from bridge_server.testing import FrontendProcess, private_redis
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.workloads.frontend_floor")
+    parser.add_argument("--quick", action="store_true", help="3 rounds of 100 calls instead of 9 of 400")
+    parser.add_argument("--json", action="store_true", help="the table and the figures as one JSON object")
+    args = parser.parse_args(argv)
+    with (
+        private_redis() as redis_server,
+        FrontendProcess(redis_server.url) as frontend,
+        grpc_echo_process() as echo,
+    ):
+        env = Env(redis_server.url, (frontend.target,), (frontend.pid,), echo, None, args.quick)
+        results = {"frontend_floor": run(env)}
+    table = report.frontend_floor_text(results)
+    print(json.dumps({"table": table, "results": results["frontend_floor"]}) if args.json else table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
