@@ -36,6 +36,11 @@ def test_the_redis_manifest_keeps_every_write_and_never_evicts() -> None:
     config = next(d for d in documents if d["kind"] == "ConfigMap")["data"]["redis.conf"]
     assert "appendfsync always" in config
     assert "maxmemory-policy noeviction" in config
+    # The same settings as deploy/redis.conf, line for line.
+    settings = [
+        line for line in (ROOT / "deploy" / "redis.conf").read_text().splitlines() if line[:1] not in "#"
+    ]
+    assert [line for line in config.splitlines() if line] == [line for line in settings if line]
     service = next(d for d in documents if d["kind"] == "Service")
     assert service["metadata"]["name"] == "redis"  # the name frontend.yaml's BRIDGE_REDIS_URL uses
     assert "redis://redis:6379" in MANIFEST.read_text()
