@@ -293,8 +293,18 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
             self.streams.take(peer)
             slot = True
             self.metrics.watch_streams.inc()
+            checked_time = (
+                request.from_revision_time.ToMilliseconds()
+                if request.HasField("from_revision_time")
+                else None
+            )
             events = watch_session(
-                self._store, self._hub, request.session_id, request.from_revision, request.from_now
+                self._store,
+                self._hub,
+                request.session_id,
+                request.from_revision,
+                request.from_now,
+                checked_time,
             )
             async for event in events:
                 yield event_to_proto(event)

@@ -45,6 +45,7 @@ async def watch_session(
     session_id: str,
     from_revision: int,
     from_now: bool = False,
+    from_revision_time_ms: int | None = None,
 ) -> AsyncIterator[ChangeEvent]:
     session_id = store.checked_session_id(session_id)
     subscription = await hub.subscribe(store.keys(session_id).channel)
@@ -53,8 +54,13 @@ async def watch_session(
         if current is None:
             raise SessionNotFoundError.for_id(session_id)
         last = current if from_now else from_revision
-        if last > current:
-            # The session was deleted and created again since the watcher's last event.
+        if last > current or (
+            not from_now
+            and from_revision_time_ms is not None
+            and await _logged_time_differs(store, session_id, last, from_revision_time_ms)
+        ):
+            # The session was deleted and created again since the watcher's last event, or a
+            # failover gave the watcher's last revision to another write.
             yield _marker(EventKind.HISTORY_GONE, 0)
             last = 0
         sent: ChangeEvent | None = None  # the last change sent (markers are not changes)
@@ -112,6 +118,18 @@ async def watch_session(
 def _change_or(event: ChangeEvent, sent: ChangeEvent | None) -> ChangeEvent | None:
     """``event`` if it is a change, else what was sent before it (markers are not in the log)."""
     return event if event.kind not in _MARKERS else sent
+
+
+async def _logged_time_differs(store: VariableStore, session_id: str, revision: int, time_ms: int) -> bool:
+    """Whether the log's event at ``revision`` has another time than the watcher's (False when the
+    log no longer holds it, or there is no such event: the replay tells those apart)."""
+    if revision <= 0:
+        return False
+    raws = await store.read_log(session_id, revision - 1, 1)
+    if not raws:
+        return False
+    logged = decode_event(raws[0])
+    return logged.revision == revision and logged.time_ms != time_ms
 
 
 async def _log_differs(store: VariableStore, session_id: str, sent: ChangeEvent | None) -> bool:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from unified_bridge._backoff import backoff_delay
 from unified_bridge._calls import translate_error
@@ -82,6 +83,9 @@ class WatchCursor:
     def __init__(self, session_id: str, revision: int | None, targets: int, backoff: StreamBackoff) -> None:
         self.session_id = session_id
         self.revision = revision  # None: start at the current revision (from_now)
+        # (revision, time) of the last change seen: a reconnect asks the frontend to check that the
+        # log still holds that change there (after a failover another write may have that revision).
+        self._last_change: tuple[int, Timestamp] | None = None
         self.caught_up = False
         self.failures = 0
         self.target = random.randrange(targets) if targets > 1 else 0
@@ -93,7 +97,10 @@ class WatchCursor:
         self.caught_up = False
         if self.revision is None:
             return pb2.WatchSessionRequest(session_id=self.session_id, from_now=True)
-        return pb2.WatchSessionRequest(session_id=self.session_id, from_revision=self.revision)
+        request = pb2.WatchSessionRequest(session_id=self.session_id, from_revision=self.revision)
+        if self._last_change is not None and self._last_change[0] == self.revision:
+            request.from_revision_time.CopyFrom(self._last_change[1])
+        return request
 
     def expected_revision(self, event: pb2.WatchEvent) -> int:
         """The revision ``event`` must carry if nothing was skipped (its own when we cannot know)."""
@@ -107,6 +114,8 @@ class WatchCursor:
         if event.kind == pb2.EVENT_KIND_CAUGHT_UP:
             self.caught_up = True
             self.failures = 0
+        elif event.kind != pb2.EVENT_KIND_HISTORY_GONE and event.HasField("time"):
+            self._last_change = (event.revision, event.time)
         if (
             event.kind == pb2.EVENT_KIND_HISTORY_GONE
             or self.revision is None

@@ -321,3 +321,38 @@ def test_a_resync_without_a_failover_replays_nothing_twice(frontend_factory, red
             assert (event.kind, event.revision) == (pb.EVENT_KIND_UPDATED, 4)
         finally:
             reader.close()
+
+
+def test_a_watcher_resuming_after_a_revision_that_now_names_another_write_gets_history_gone(stub, session_id):
+    create_session(stub, session_id)
+    register_int(stub, session_id, "x", 0)  # revision 1
+    set_int(stub, session_id, "x", 1)  # revision 2
+    logged = EventReader(stub, session_id)
+    try:
+        first, second = logged.until_caught_up()
+    finally:
+        logged.close()
+    held = second.time.ToMilliseconds()
+
+    def resume(time_ms: int) -> list[pb.WatchEvent]:
+        request = pb.WatchSessionRequest(session_id=session_id, from_revision=2)
+        request.from_revision_time.FromMilliseconds(time_ms)
+        call = stub.WatchSession(request, timeout=10)
+        events = []
+        for event in call:
+            events.append(event)
+            if event.kind == pb.EVENT_KIND_CAUGHT_UP:
+                break
+        call.cancel()
+        return events
+
+    # The log holds the same change at revision 2: nothing to replay.
+    assert [e.kind for e in resume(held)] == [pb.EVENT_KIND_CAUGHT_UP]
+    # The watcher's revision 2 was another write (one a failover lost): history gone, the whole log.
+    kinds = [(e.kind, e.revision) for e in resume(held + 1)]
+    assert kinds == [
+        (pb.EVENT_KIND_HISTORY_GONE, 0),
+        (first.kind, 1),
+        (second.kind, 2),
+        (pb.EVENT_KIND_CAUGHT_UP, 2),
+    ]

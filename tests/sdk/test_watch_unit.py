@@ -122,3 +122,18 @@ def test_an_undecodable_event_value_invalidates(follower: Follower) -> None:
     follower.feed(ev)
     assert follower.core.cache.lookup("x") is MISS
     assert not follower.core.cache.fill(token, "var_x_1", "x", 4, 40)  # invalidated, not just forgotten
+
+
+def test_a_reconnect_asks_to_check_the_time_of_the_last_change_it_holds() -> None:
+    cursor = WatchCursor("s", 0, 1, StreamBackoff())
+    assert not cursor.request().HasField("from_revision_time")
+    change = event(pb2.EVENT_KIND_UPDATED, 4, ("var_x_00000001", "x", 2, 7))
+    change.time.FromMilliseconds(1_700_000_000_123)
+    cursor.advance(change)
+    request = cursor.request()
+    assert (request.from_revision, request.from_revision_time.ToMilliseconds()) == (4, 1_700_000_000_123)
+    # A marker past the change: the cursor holds a revision whose event it has no time of.
+    cursor.advance(event(pb2.EVENT_KIND_HISTORY_GONE, 9))
+    request = cursor.request()
+    assert request.from_revision == 9
+    assert not request.HasField("from_revision_time")

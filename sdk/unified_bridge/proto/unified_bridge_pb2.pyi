@@ -1185,21 +1185,30 @@ class WatchSessionRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     FROM_REVISION_FIELD_NUMBER: _builtins.int
     FROM_NOW_FIELD_NUMBER: _builtins.int
+    FROM_REVISION_TIME_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     from_revision: _builtins.int
     """events with revision > from_revision are sent; 0: all the log holds"""
     from_now: _builtins.bool
     """ignore from_revision and start at the current revision"""
+    @_builtins.property
+    def from_revision_time(self) -> _timestamp_pb2.Timestamp:
+        """The time of the event at from_revision the watcher holds. When the log holds another event
+        there (a failover gave that revision to another write), the stream starts with HISTORY_GONE
+        and the whole log.
+        """
+
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
         from_revision: _builtins.int = ...,
         from_now: _builtins.bool = ...,
+        from_revision_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["from_revision_time", b"from_revision_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_now", b"from_now", "from_revision", b"from_revision", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_now", b"from_now", "from_revision", b"from_revision", "from_revision_time", b"from_revision_time", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
