@@ -15,20 +15,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from bridge_server.grpc_experiments import EVENT_ENGINE_OFF
 from bridge_server.testing import LoggedProcess, free_port, wait_until, without_bridge_settings
 
 __all__ = ["cpu_ns", "floor_server_process", "grpc_echo_process", "private_etcd", "rss_kib"]
 
 # benchmarks._echo_server announces its port the way the frontend does.
 _LISTENING = re.compile(r"listening on [^ ]+:(\d+)")
-
-
-def _server_env() -> dict[str, str]:
-    """The floors run with the gRPC experiments a frontend runs with (bridge_server.grpc_experiments)."""
-    env = without_bridge_settings()
-    env.setdefault("GRPC_EXPERIMENTS", EVENT_ENGINE_OFF)
-    return env
 
 
 def rss_kib(pid: int) -> int:
@@ -42,7 +34,9 @@ def rss_kib(pid: int) -> int:
 @contextlib.contextmanager
 def grpc_echo_process() -> Iterator[str]:
     """The bare grpc.aio echo/push server (`benchmarks._echo_server`); yields its target."""
-    with LoggedProcess([sys.executable, "-m", "benchmarks._echo_server"], _server_env()) as process:
+    with LoggedProcess(
+        [sys.executable, "-m", "benchmarks._echo_server"], without_bridge_settings()
+    ) as process:
         yield f"127.0.0.1:{int(process.wait_for_line(_LISTENING).group(1))}"
 
 
@@ -94,7 +88,7 @@ def cpu_ns(pid: int) -> int:
 def floor_server_process(redis_url: str) -> Iterator[tuple[str, int]]:
     """The frontend's floor (`benchmarks._floor_server`) on `redis_url`; yields (target, pid)."""
     with LoggedProcess(
-        [sys.executable, "-m", "benchmarks._floor_server", redis_url], _server_env()
+        [sys.executable, "-m", "benchmarks._floor_server", redis_url], without_bridge_settings()
     ) as process:
         port = int(process.wait_for_line(_LISTENING).group(1))
         yield f"127.0.0.1:{port}", process.pid

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 from typing import Any
 
@@ -544,8 +545,6 @@ def machine() -> str:
 
 def versions(redis_url: str) -> dict[str, str]:
     """What the figures depend on: Python, grpcio, redis-py, the Redis server, GRPC_EXPERIMENTS."""
-    import os
-
     import grpc
     import redis
 

@@ -120,28 +120,26 @@ def _change_or(event: ChangeEvent, sent: ChangeEvent | None) -> ChangeEvent | No
     return event if event.kind not in _MARKERS else sent
 
 
-async def _logged_time_differs(store: VariableStore, session_id: str, revision: int, time_ms: int) -> bool:
-    """Whether the log's event at ``revision`` has another time than the watcher's (False when the
-    log no longer holds it, or there is no such event: the replay tells those apart)."""
+async def _logged_at(store: VariableStore, session_id: str, revision: int) -> ChangeEvent | None:
+    """The change the log holds at ``revision``; None when it holds none there (trimmed away, or
+    never written: the replay tells those apart and says HISTORY_GONE where it must)."""
     if revision <= 0:
-        return False
+        return None
     raws = await store.read_log(session_id, revision - 1, 1)
-    if not raws:
-        return False
-    logged = decode_event(raws[0])
-    return logged.revision == revision and logged.time_ms != time_ms
+    logged = decode_event(raws[0]) if raws else None
+    return logged if logged is not None and logged.revision == revision else None
+
+
+async def _logged_time_differs(store: VariableStore, session_id: str, revision: int, time_ms: int) -> bool:
+    """Whether the log holds a change at ``revision`` made at another time than the watcher's."""
+    logged = await _logged_at(store, session_id, revision)
+    return logged is not None and logged.time_ms != time_ms
 
 
 async def _log_differs(store: VariableStore, session_id: str, sent: ChangeEvent | None) -> bool:
-    """Whether the log holds another change than ``sent`` at its revision (False when it no longer
-    reaches back that far: the replay says HISTORY_GONE then)."""
-    if sent is None:
-        return False
-    raws = await store.read_log(session_id, sent.revision - 1, 1)
-    if not raws:
-        return False
-    logged = decode_event(raws[0])
-    return logged.revision == sent.revision and logged != sent
+    """Whether the log holds another change than ``sent`` at its revision."""
+    logged = None if sent is None else await _logged_at(store, session_id, sent.revision)
+    return logged is not None and logged != sent
 
 
 async def _position_when_reachable(store: VariableStore, session_id: str) -> int | None:

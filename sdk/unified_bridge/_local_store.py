@@ -291,8 +291,12 @@ class LocalStore:
         definition = record.definition
         self._records[definition.id] = record
         self._ids[definition.name] = definition.id
-        if isinstance(record.value, _IMMUTABLE):
-            self.fast[definition.name] = self.fast[definition.id] = record.value
+        self._publish_fast(definition, record.value)
+
+    def _publish_fast(self, definition: Definition, value: Any) -> None:
+        """What lock-free reads see: the value itself when immutable, else nothing (they copy)."""
+        if isinstance(value, _IMMUTABLE):
+            self.fast[definition.name] = self.fast[definition.id] = value
         else:
             self.fast.pop(definition.name, None)
             self.fast.pop(definition.id, None)
@@ -368,12 +372,7 @@ class LocalStore:
         self._sequence += 1
         # _store without the name -> id entry, which an update leaves as it is.
         self._records[definition.id] = _Record(definition, normalized, version, record.created_at_ms, now)
-        fast = self.fast
-        if isinstance(normalized, _IMMUTABLE):
-            fast[definition.name] = fast[definition.id] = normalized
-        else:
-            fast.pop(definition.name, None)
-            fast.pop(definition.id, None)
+        self._publish_fast(definition, normalized)
         self._commit(UPDATED, ((definition.id, definition.name, version, normalized),), now)
         return version
 

@@ -3,9 +3,10 @@ the session's variable names from the change stream, and polling with deadlines.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -18,6 +19,16 @@ from unified_bridge import BridgeUnavailableError, VariableType, connect
 # Every SDK call's deadline; a call that fails is an unknown outcome, never a success.
 CALL_TIMEOUT = 5.0
 _POLL = 0.05
+
+
+@contextlib.contextmanager
+def uncached_session(target: str, session_id: str) -> Iterator[Any]:
+    """A context on ``session_id`` through its own client, reading the bridge each time."""
+    with (
+        connect(target, timeout=CALL_TIMEOUT) as client,
+        client.session(session_id, cache=False) as ctx,
+    ):
+        yield ctx
 
 
 def poll(predicate: Callable[[], bool], what: str, deadline: float) -> None:
@@ -91,10 +102,7 @@ class FailoverWrites:
 
     def _run(self) -> None:
         try:
-            with (
-                connect(self._target, timeout=CALL_TIMEOUT) as client,
-                client.session(self._session_id, cache=False) as ctx,
-            ):
+            with uncached_session(self._target, self._session_id) as ctx:
                 index = 0
                 while not self._stop.is_set():
                     name, index = f"w{index}", index + 1
@@ -160,10 +168,7 @@ class Watcher:
 
     def _run(self) -> None:
         try:
-            with (
-                connect(self._target, timeout=CALL_TIMEOUT) as client,
-                client.session(self._session_id, cache=False) as ctx,
-            ):
+            with uncached_session(self._target, self._session_id) as ctx:
                 last: int | None = None
                 for event in ctx.watch(from_revision=0):
                     if event.kind == "history_gone":

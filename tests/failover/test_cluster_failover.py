@@ -19,7 +19,6 @@ import redis
 from bridge_server.keys import session_keys
 from bridge_server.testing import FrontendProcess, RedisServer
 from tests.failover.flow import (
-    CALL_TIMEOUT,
     FailoverWrites,
     Watcher,
     poll,
@@ -27,9 +26,9 @@ from tests.failover.flow import (
     register_until_acknowledged,
     replication_offsets,
     subscribed_on,
+    uncached_session,
 )
 from tests.harness.redis_cluster import cluster_tools_available, private_redis_cluster_nodes
-from unified_bridge import connect
 
 pytestmark = [
     pytest.mark.slow,
@@ -67,8 +66,7 @@ def test_a_cluster_failover_loses_no_write_the_replica_had(session_id: str) -> N
             "--redis-cluster",
             *("--redis-timeout-seconds", "2", "--health-check-interval-seconds", "0.2"),
         ) as frontend,
-        connect(frontend.target, timeout=CALL_TIMEOUT) as client,
-        client.session(session_id, cache=False) as ctx,
+        uncached_session(frontend.target, session_id) as ctx,
     ):
         primary, replica = _primary_of(nodes, session_keys("ub", session_id).session)
         watcher = Watcher(frontend.target, session_id).start()

@@ -18,7 +18,6 @@ import redis
 
 from bridge_server.testing import FrontendProcess
 from tests.failover.flow import (
-    CALL_TIMEOUT,
     FailoverWrites,
     Watcher,
     poll,
@@ -26,6 +25,7 @@ from tests.failover.flow import (
     register_until_acknowledged,
     replication_offsets,
     subscribed_on,
+    uncached_session,
 )
 from tests.failover.sentinels import (
     MASTER_NAME,
@@ -33,7 +33,6 @@ from tests.failover.sentinels import (
     sentinel_group,
     sentinel_tools_available,
 )
-from unified_bridge import connect
 
 pytestmark = [
     pytest.mark.slow,
@@ -44,6 +43,16 @@ pytestmark = [
 # Acknowledged writes before the kill, and after it (the proof that writes resumed).
 BEFORE, AFTER = 40, 40
 DEADLINE = 90.0
+
+
+def _sentinel_frontend(group: SentinelGroup, *flags: str) -> FrontendProcess:
+    """A frontend that finds its master through the group's Sentinels, quick to notice an outage."""
+    return FrontendProcess(
+        None,
+        *("--redis-sentinels", group.sentinels, "--redis-sentinel-master", MASTER_NAME),
+        *("--redis-timeout-seconds", "2", "--health-check-interval-seconds", "0.2"),
+        *flags,
+    )
 
 
 def _kill_the_master(group: SentinelGroup, frontend: FrontendProcess) -> None:
@@ -70,14 +79,8 @@ def test_a_sentinel_failover_loses_no_acknowledged_write(
 ) -> None:
     with (
         sentinel_group(tmp_path) as group,
-        FrontendProcess(
-            None,
-            *("--redis-sentinels", group.sentinels, "--redis-sentinel-master", MASTER_NAME),
-            *("--redis-wait-replicas", "1", "--redis-wait-timeout-ms", "500"),
-            *("--redis-timeout-seconds", "2", "--health-check-interval-seconds", "0.2"),
-        ) as frontend,
-        connect(frontend.target, timeout=CALL_TIMEOUT) as client,
-        client.session(session_id, cache=False) as ctx,
+        _sentinel_frontend(group, "--redis-wait-replicas", "1", "--redis-wait-timeout-ms", "500") as frontend,
+        uncached_session(frontend.target, session_id) as ctx,
     ):
         assert readiness(frontend.target) == "SERVING"
         watcher = Watcher(frontend.target, session_id).start()
@@ -114,13 +117,8 @@ def test_without_wait_a_failover_loses_only_what_the_replica_lacked(tmp_path, se
     offset survive; those after it are the loss window (counted)."""
     with (
         sentinel_group(tmp_path) as group,
-        FrontendProcess(
-            None,
-            *("--redis-sentinels", group.sentinels, "--redis-sentinel-master", MASTER_NAME),
-            *("--redis-timeout-seconds", "2", "--health-check-interval-seconds", "0.2"),
-        ) as frontend,
-        connect(frontend.target, timeout=CALL_TIMEOUT) as client,
-        client.session(session_id, cache=False) as ctx,
+        _sentinel_frontend(group) as frontend,
+        uncached_session(frontend.target, session_id) as ctx,
     ):
         watcher = Watcher(frontend.target, session_id).start()
         writes = FailoverWrites(frontend.target, session_id).start()
