@@ -6,7 +6,8 @@ import argparse
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 from bridge_server.auth import parse_tokens
 from bridge_server.logs import LOG_FORMATS
@@ -14,7 +15,7 @@ from bridge_server.scopes import load_access_file
 from unified_bridge._rules import SessionLimits
 from unified_bridge._transport import DEFAULT_MAX_MESSAGE_BYTES
 
-__all__ = ["Settings", "redacted_url", "sentinel_addresses"]
+__all__ = ["HELP", "Settings", "redacted_url", "sentinel_addresses"]
 
 _ENV_PREFIX = "BRIDGE_"
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -176,11 +177,21 @@ class Settings:
         )
         for field in dataclasses.fields(cls):
             flag = "--" + field.name.replace("_", "-")
+            env = f"${_ENV_PREFIX}{field.name.upper()}"
             if isinstance(field.default, bool):
-                parser.add_argument(flag, dest=field.name, action="store_const", const=True, default=None)
+                parser.add_argument(
+                    flag, dest=field.name, action="store_const", const=True, default=None,
+                    help=f"{HELP[field.name]} ({env})",
+                )  # fmt: skip
                 continue
+            shown = "" if field.default in ("", None) or not field.repr else f"default: {field.default}; "
             parser.add_argument(
-                flag, dest=field.name, type=_field_kind(field), default=None, help=f"default: {field.default}"
+                flag,
+                dest=field.name,
+                type=_field_kind(field),
+                default=None,
+                metavar=field.name.split("_")[-1].upper(),
+                help=f"{HELP[field.name]} ({shown}{env})",
             )
         args = parser.parse_args(argv)
         return cls.from_env(environ, **vars(args))
@@ -215,6 +226,57 @@ def _check_tls_pairing(cert: str, key: str, client_ca: str) -> None:
         )
     if client_ca and not cert:
         raise ValueError("tls_client_ca (mutual TLS) needs TLS: set --tls-cert and --tls-key too")
+
+
+#: What each setting means, for `bridge-server --help` (a test checks that every field has one).
+HELP: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "host": "address to listen on",
+        "port": "port to listen on (0: one the system picks)",
+        "redis_url": "redis:// or rediss:// URL of the Redis holding the sessions; none: the embedded store",
+        "redis_cluster": "the Redis URL names one node of a Redis Cluster; the others are discovered",
+        "redis_sentinels": "Sentinels as host:port,host:port; they name the master on every connect",
+        "redis_sentinel_master": "the name the Sentinels know the master by",
+        "redis_sentinel_password": "password of the Sentinels themselves",
+        "redis_wait_replicas": "acknowledge a write once this many replicas have it (WAIT); 0: asynchronous",
+        "redis_wait_timeout_ms": "how long a write waits for replicas, then UNAVAILABLE (outcome unknown)",
+        "key_prefix": "prefix of every Redis key",
+        "auth_tokens": "comma-separated bearer tokens with access to everything; none: no authentication",
+        "auth_file": "TOML file of named tokens scoped to sessions (README: Access control); SIGHUP reloads",
+        "tls_cert": "PEM certificate (chain) of the frontend; with --tls-key, serve over TLS",
+        "tls_key": "PEM private key of --tls-cert",
+        "tls_client_ca": "PEM CA that must have signed every client's certificate (mutual TLS)",
+        "log_level": "CRITICAL, ERROR, WARNING, INFO or DEBUG",
+        "log_format": "text (for people) or json (one object per line)",
+        "metrics_port": "port of Prometheus /metrics over HTTP; 0: off",
+        "default_ttl_seconds": "TTL of a session created without one",
+        "activity_refresh_seconds": "reads refresh a TTL at most this often (and at least 4 times per TTL)",
+        "max_ttl_seconds": "the longest TTL a session may ask for",
+        "max_value_bytes": "encoded size of one value",
+        "max_variables_per_session": "variables one session may hold",
+        "max_batch_size": "items in one GetVariables or SetVariables",
+        "max_name_length": "characters in a variable name",
+        "max_session_id_length": "characters in a session id",
+        "max_metadata_entries": "entries in one metadata map",
+        "max_metadata_bytes": "bytes of one metadata map, keys and values together",
+        "max_description_length": "characters in a variable's description",
+        "change_log_length": "events a session's change log keeps for watchers to resume from",
+        "change_log_bytes": "bytes a session's change log may hold; past it (or its length) the oldest go",
+        "import_chunk_size": "an ImportSession of more variables is staged in chunks of this many",
+        "max_watch_queue": "events queued for one watcher before it goes on from the change log",
+        "max_watch_queue_bytes": "bytes queued for one watcher before it goes on from the change log",
+        "max_watch_buffer_bytes": "bytes queued for all of a frontend's watchers together",
+        "max_watch_streams": "open watch streams per frontend; past it RESOURCE_EXHAUSTED",
+        "max_watch_streams_per_connection": "watch streams per client connection; past it RESOURCE_EXHAUSTED",
+        "watch_idle_check_seconds": "a quiet watch stream checks its session this often",
+        "health_check_interval_seconds": "how often readiness pings Redis",
+        "redis_timeout_seconds": "a Redis command (or wait for a connection) slower than this is UNAVAILABLE",
+        "redis_max_connections": "Redis connections per frontend (per cluster node); past it commands wait",
+        "shutdown_grace_seconds": "how long in-flight calls may finish on SIGTERM or SIGINT",
+        "max_message_bytes": "largest gRPC message sent or received",
+        "definition_cache_size": "variable definitions (and name -> id hints) cached per frontend",
+    }
+)
 
 
 def _parse_bool(raw: str) -> bool:

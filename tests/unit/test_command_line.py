@@ -67,3 +67,19 @@ def test_json_logs(capsys: pytest.CaptureFixture[str]) -> None:
     finally:
         root.handlers[:] = saved[0]  # pytest's own capture handlers included
         root.setLevel(saved[1])
+
+
+def test_help_describes_every_flag_and_its_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    import dataclasses
+
+    from bridge_server.config import HELP, Settings
+
+    fields = {field.name for field in dataclasses.fields(Settings)}
+    assert set(HELP) == fields  # a new setting without a description fails here
+    with pytest.raises(SystemExit):
+        Settings.from_args(["--help"])
+    text = "".join(capsys.readouterr().out.split())  # argparse wraps lines, at hyphens too
+    for name in fields:
+        assert f"--{name.replace('_', '-')}" in text
+        assert "".join(HELP[name].split()) in text
+        assert f"$BRIDGE_{name.upper()}" in text
