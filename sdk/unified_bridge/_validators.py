@@ -261,6 +261,8 @@ def _to_int(value: object) -> int | None:
 
 
 def _normalize_integer(value: object, constraints: Mapping[str, Any]) -> int:
+    if type(value) is int and not constraints and _INT64_MIN <= value <= _INT64_MAX:
+        return value  # the common case, without the calls below: local writes are this fast path
     result = _to_int(value)
     if result is None:
         raise invalid("cannot_convert", value=shown(value), type=VariableType.INTEGER)
