@@ -11,12 +11,23 @@ local session = redis.call('HMGET', KEYS[1], 'ttl', 'revision')
 local ttl = session[1]
 if not ttl then return {1} end
 if ARGV[2] == '1' then ub_touch(ARGV[1], ttl) end
-local out = {}
-for i = 3, #ARGV do
-  local ref = ARGV[i]
+-- Two calls whatever the batch's size: every ref's id, then every id's fields (a call from Lua
+-- costs more than the fields it reads).
+local refs = {}
+for i = 3, #ARGV do refs[i - 2] = ARGV[i] end
+local ids = ub_chunked('HMGET', KEYS[3], refs, 1000)
+local fields = {}
+for k, ref in ipairs(refs) do
   -- A name wins over an id: a variable may well be named like another's id.
-  local id = redis.call('HGET', KEYS[3], ref) or ref
-  local s = redis.call('HMGET', KEYS[2], 'd:' .. id, 'v:' .. id, 'n:' .. id, 'u:' .. id)
-  if s[1] then out[i - 2] = {id, s[1], s[2], s[3], s[4]} else out[i - 2] = false end
+  local id = ids[k] or ref
+  ids[k] = id
+  local n = #fields
+  fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4] = 'd:' .. id, 'v:' .. id, 'n:' .. id, 'u:' .. id
+end
+local s = ub_chunked('HMGET', KEYS[2], fields, 1000)
+local out = {}
+for k = 1, #refs do
+  local f = 4 * k - 3
+  if s[f] then out[k] = {ids[k], s[f], s[f + 1], s[f + 2], s[f + 3]} else out[k] = false end
 end
 return {0, tonumber(ttl), out, tonumber(session[2])}

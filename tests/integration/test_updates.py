@@ -358,3 +358,19 @@ def test_a_batch_of_1000_variables(stub, session):
     response = stub.SetVariables(pb.SetVariablesRequest(session_id=session, updates=updates))
     assert [r.ok for r in response.results] == [i % 10 != 0 for i in range(1000)]
     assert response.revision == rev + 2
+
+
+def test_a_batch_larger_than_one_redis_call_is_read_and_written_whole(stub, session):
+    """The scripts read and write a batch in chunks of a thousand or so values (Lua's unpack takes a
+    few thousand at most): 1,600 items over 400 variables cross several chunk edges."""
+    names = [f"v{i}" for i in range(400)]
+    for name in names:
+        register(stub, session, name, pb.VARIABLE_TYPE_INTEGER, integer(0))
+    rev = revision(stub, session)
+    updates = [update(name, 1000 * round_ + i) for round_ in range(4) for i, name in enumerate(names)]
+    response = stub.SetVariables(pb.SetVariablesRequest(session_id=session, updates=updates, atomic=True))
+    assert response.revision == rev + 1
+    assert [r.version for r in response.results] == [round_ + 1 for round_ in range(4) for _ in names]
+    read = stub.GetVariables(pb.GetVariablesRequest(session_id=session, names_or_ids=names * 4))
+    assert [v.value.integer_value for v in read.variables] == [3000 + i for i in range(400)] * 4
+    assert {v.version for v in read.variables} == {4}
