@@ -422,7 +422,7 @@ class VariableStore:
             stale = [
                 ref
                 for (_, ref, _, _, _), status in zip(pending, reply[1::2], strict=True)
-                if status_of(SetItemStatus, "set_variables", status) is SetItemStatus.DEFINITION_CHANGED
+                if status == SetItemStatus.DEFINITION_CHANGED
             ]
             if stale and (atomic or int(reply[0]) == 0):
                 # Nothing was written: re-read the definitions that changed, validate again.
@@ -506,14 +506,19 @@ class VariableStore:
         for position, (index, ref, definition, _, expected_version) in enumerate(pending):
             status = status_of(SetItemStatus, "set_variables", reply[1 + 2 * position])
             detail = reply[2 + 2 * position]
-            error = error_for(status, Context(ref=ref, expected_version=expected_version or 0, detail=detail))
-            if error is not None and atomic:
-                raise in_atomic_batch(ref, error, batch_size)
-            outcomes[index] = (
-                UpdateOutcome(ref, error=error)
-                if error is not None
-                else UpdateOutcome(ref, id=definition.id, version=int(detail))
+            error = (
+                None  # the common case, without building a context for it
+                if status is SetItemStatus.UPDATED
+                else error_for(
+                    status, Context(ref=ref, expected_version=expected_version or 0, detail=detail)
+                )
             )
+            if error is None:
+                outcomes[index] = UpdateOutcome(ref, definition.id, int(detail))
+                continue
+            if atomic:
+                raise in_atomic_batch(ref, error, batch_size)
+            outcomes[index] = UpdateOutcome(ref, error=error)
         return [o for o in outcomes if o is not None]
 
     async def _definitions_for(self, session_id: str, refs: Sequence[str]) -> dict[str, Definition]:
