@@ -49,7 +49,7 @@ class FloorServicer:
         self._scripts = scripts
         self._keys = VariableStore(redis, settings).keys(FLOOR_SESSION)
         self._id = reply.id
-        self._value_field = f"v:{reply.id}"
+        self._value_field = reply.id  # the variable's record (bridge_server/records.py)
         self._reply = reply
         self._log_length = settings.change_log_length
         self._event_budget = settings.max_message_bytes // 2

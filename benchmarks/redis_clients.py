@@ -82,13 +82,13 @@ async def _clients(host: str, port: int, sha: str) -> tuple[dict[str, dict[str, 
     redis_py = redis.asyncio.Redis(host=host, port=port)
     closers.append(redis_py.aclose)
     clients["redis.asyncio (hiredis)"] = {
-        "HGET": lambda: redis_py.hget(KEYS[1], "v:var_x_0001"),
+        "HGET": lambda: redis_py.hget(KEYS[1], "var_x_0001"),
         "EVALSHA get_variables": lambda: redis_py.evalsha(sha, 4, *KEYS, 0, 0, "x"),
     }
 
     minimal = await MinimalClient.connect(host, port)
     closers.append(minimal.close)
-    hget, evalsha = _pack("HGET", KEYS[1], "v:var_x_0001"), _pack(*eval_args)
+    hget, evalsha = _pack("HGET", KEYS[1], "var_x_0001"), _pack(*eval_args)
     clients["minimal asyncio protocol"] = {
         "HGET": lambda: minimal.call(hget),
         "EVALSHA get_variables": lambda: minimal.call(evalsha),
@@ -101,7 +101,7 @@ async def _clients(host: str, port: int, sha: str) -> tuple[dict[str, dict[str, 
         await core.__aenter__()
         closers.append(lambda: core.__aexit__(None, None, None))
         clients["coredis"] = {
-            "HGET": lambda: core.hget(KEYS[1], "v:var_x_0001"),
+            "HGET": lambda: core.hget(KEYS[1], "var_x_0001"),
             "EVALSHA get_variables": lambda: core.evalsha(sha, keys=KEYS, args=[0, 0, "x"]),
         }
 
@@ -111,7 +111,7 @@ async def _clients(host: str, port: int, sha: str) -> tuple[dict[str, dict[str, 
         glide = await GlideClient.create(GlideClientConfiguration([NodeAddress(host, port)]))
         closers.append(glide.close)
         clients["valkey-glide"] = {
-            "HGET": lambda: glide.hget(KEYS[1], "v:var_x_0001"),
+            "HGET": lambda: glide.hget(KEYS[1], "var_x_0001"),
             "EVALSHA get_variables": lambda: glide.custom_command(list(eval_args)),
         }
     return clients, closers
@@ -136,10 +136,7 @@ async def measure(url: str, n: int, rounds: int) -> dict[tuple[str, str], list[t
     sha = await setup.script_load(script_source("get_variables"))
     await setup.hset(KEYS[0], mapping={"ttl": 3600, "revision": 1})
     await setup.hset(KEYS[2], "x", "var_x_0001")
-    await setup.hset(
-        KEYS[1],
-        mapping={"d:var_x_0001": b"d" * 40, "v:var_x_0001": b"\x01", "n:var_x_0001": 0, "u:var_x_0001": 1},
-    )
+    await setup.hset(KEYS[1], "var_x_0001", b"0 1 integer 14\n" + b"d" * 14 + b"\x01")  # a record
     await setup.aclose()
     clients, closers = await _clients(host, int(port), sha)
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}

@@ -201,13 +201,25 @@ def _other_rows(results: dict[str, Any], floors: _Floors) -> list[list[str]]:
     if footprint := results.get("footprint"):
         per_var = footprint["redis_bytes_per_variable"]
         rss = footprint["rss_per_watch_stream_kib"]
+        target = footprint["small_variable_target_bytes"]
+        for count, small in per_var["small_int"].items():
+            verdict = "met" if small["variable_keys"] <= target else "MISSED"
+            rows.append(
+                [
+                    f"Redis bytes per small variable, {int(count):,} in the session",
+                    f"{small['variable_keys']:.0f} B",
+                    "",
+                    f"target <= {target} B: {verdict}",
+                    "without the change log",
+                ]
+            )
         rows.append(
             [
-                "Redis bytes per variable (small int / 1 KiB string)",
-                f"{per_var['small_int']['variable_keys']:.0f} B",
+                "Redis bytes per variable holding 1 KiB",
                 f"{per_var['string_1KiB']['variable_keys']:.0f} B",
-                "without the change log",
                 "",
+                "",
+                "without the change log",
             ]
         )
         rows.append(

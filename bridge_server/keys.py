@@ -19,6 +19,7 @@ from typing import Final
 from urllib.parse import quote, unquote
 
 __all__ = [
+    "LAYOUT",
     "ImportStagingKeys",
     "SessionKeys",
     "import_staging_keys",
@@ -29,6 +30,12 @@ __all__ = [
 ]
 
 _WRITTEN_AS_IS: Final = re.compile(r"[A-Za-z0-9_.~-]+")
+
+#: The storage layout's number, part of every key: `<prefix>:2:{<session>}:...`. It changes when
+#: what a key holds changes shape, so a frontend never reads another layout's keys as its own; those
+#: stay for the version that wrote them (move a session across with `bridge export` and `bridge
+#: import`). Layout 1 (no number) kept a field per attribute of a variable; layout 2 one record.
+LAYOUT: Final = "2"
 
 
 def session_key_tag(session_id: str) -> str:
@@ -41,8 +48,8 @@ def session_key_tag(session_id: str) -> str:
 @dataclasses.dataclass(frozen=True, slots=True)
 class SessionKeys:
     session: str  # hash: created_at, last_active, ttl, metadata, revision (+ import_digest if imported)
-    vars: str  # hash per id: d: definition, m: name, t: type, v: value, n: version, u: updated_at
-    names: str  # hash: name -> id
+    vars: str  # hash: id -> the variable's record (bridge_server/records.py)
+    names: str  # hash: name -> the last 8 digits of its id (var_<name>_<8 hex digits>)
     log: str  # stream: change events, id <revision>-0, capped
     channel: str  # sharded pub/sub channel: the same events, live
 
@@ -58,7 +65,7 @@ class SessionKeys:
 
 @functools.lru_cache(maxsize=65536)  # every call builds them; sessions in use are few and reused
 def session_keys(prefix: str, session_id: str) -> SessionKeys:
-    base = f"{prefix}:{{{session_key_tag(session_id)}}}"
+    base = f"{prefix}:{LAYOUT}:{{{session_key_tag(session_id)}}}"
     return SessionKeys(
         session=f"{base}:session",
         vars=f"{base}:vars",
@@ -86,13 +93,13 @@ class ImportStagingKeys:
 
 
 def import_staging_keys(prefix: str, session_id: str, digest: str) -> ImportStagingKeys:
-    base = f"{prefix}:{{{session_key_tag(session_id)}}}:import:{digest}"
+    base = f"{prefix}:{LAYOUT}:{{{session_key_tag(session_id)}}}:import:{digest}"
     return ImportStagingKeys(vars=f"{base}:vars", names=f"{base}:names", event=f"{base}:event")
 
 
 def session_scan_pattern(prefix: str) -> str:
-    return f"{prefix}:{{*}}:session"
+    return f"{prefix}:{LAYOUT}:{{*}}:session"
 
 
 def session_id_from_key(prefix: str, key: str) -> str:
-    return unquote(key[len(prefix) + 2 : -len("}:session")], errors="strict")
+    return unquote(key[len(f"{prefix}:{LAYOUT}:{{") : -len("}:session")], errors="strict")

@@ -19,6 +19,7 @@ __all__ = [
     "ValueReader",
     "VariableRecord",
     "is_id_of",
+    "name_of_id",
 ]
 
 # Given the variable's type, produce the raw value the caller sent (e.g. from a protobuf Value).
@@ -26,6 +27,11 @@ ValueReader = Callable[[VariableType], object]
 
 
 _ID_SUFFIX: Final = re.compile(r"[0-9a-f]{8}")
+
+
+def name_of_id(var_id: str) -> str:
+    """The name in an id made by `new_variable_id` (`var_<name>_<8 hex digits>`)."""
+    return var_id[4:-9]
 
 
 def is_id_of(var_id: str, name: str) -> bool:
@@ -51,31 +57,24 @@ class Definition:
     created_at_ms: int
 
     def to_blob(self) -> bytes:
+        """What a stored record holds of the definition besides its id, name and type (see
+        `bridge_server.records`): a msgpack array, with no key names to store for every variable."""
         blob: bytes = msgpack.packb(
-            {
-                "id": self.id,
-                "name": self.name,
-                "type": self.type.value,
-                "constraints": self.constraints,
-                "metadata": self.metadata,
-                "description": self.description,
-                "created_at": self.created_at_ms,
-            },
-            use_bin_type=True,
+            [self.constraints, self.metadata, self.description, self.created_at_ms], use_bin_type=True
         )
         return blob
 
     @classmethod
-    def from_blob(cls, blob: bytes) -> Definition:
-        raw = msgpack.unpackb(blob, raw=False)
+    def from_blob(cls, var_id: str, var_type: str, blob: bytes) -> Definition:
+        constraints, metadata, description, created_at_ms = msgpack.unpackb(blob, raw=False)
         return cls(
-            id=raw["id"],
-            name=raw["name"],
-            type=VariableType(raw["type"]),
-            constraints=raw["constraints"],
-            metadata=raw["metadata"],
-            description=raw["description"],
-            created_at_ms=raw["created_at"],
+            id=var_id,
+            name=name_of_id(var_id),
+            type=VariableType(var_type),
+            constraints=constraints,
+            metadata=metadata,
+            description=description,
+            created_at_ms=created_at_ms,
         )
 
     def same_shape_as(self, other: Definition) -> bool:

@@ -95,6 +95,31 @@ local function ub_chunked(command, key, args, per_call)
   end
   return joined
 end
+-- One variable's record: the one field of the vars hash, named by the variable's id (see
+-- bridge_server/records.py, which reads it): "<version> <updated_at> <type> <definition length>\\n",
+-- then the definition blob, then the value blob. The name is the id's middle: var_<name>_<8 hex>.
+local function ub_record(version, updated, var_type, definition, value)
+  return table.concat({version, ' ', updated, ' ', var_type, ' ', #definition, '\\n', definition, value})
+end
+-- A record's version, type and definition blob (not its value: no caller needs it).
+local function ub_parse(record)
+  local version, var_type, length, start = string.match(record, '^(%d+) %d+ (%S+) (%d+)\\n()')
+  return version, var_type, string.sub(record, start, start + tonumber(length) - 1)
+end
+-- Ids are var_<name>_<8 hex digits>: the name of an id, and the names hash maps a name to the id's
+-- last 8 digits alone (a 16-byte allocation where the whole id takes 32).
+local function ub_name_of(id)
+  return string.sub(id, 5, -10)
+end
+local function ub_suffix_of(id)
+  return string.sub(id, -8)
+end
+-- The id a ref stands for: the id of the variable so named (`suffix`, from the names hash), else
+-- the ref itself (taken as an id).
+local function ub_id_of(ref, suffix)
+  if suffix then return 'var_' .. ref .. '_' .. suffix end
+  return ref
+end
 -- The session's info: {created_at, last_active, ttl, metadata, revision, variable_count}.
 local function ub_session_info()
   local s = redis.call('HMGET', KEYS[1], 'created_at', 'last_active', 'ttl', 'metadata', 'revision')

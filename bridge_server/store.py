@@ -41,7 +41,9 @@ from bridge_server.model import (
     UpdateOutcome,
     ValueReader,
     VariableRecord,
+    name_of_id,
 )
+from bridge_server.records import Record, decode_record
 from bridge_server.scripts import flags_supported, load_scripts, preload_scripts
 from bridge_server.storage import ReplicatedWritesRedis
 from unified_bridge._rules import (
@@ -249,14 +251,11 @@ class VariableStore:
         var_id = self._ids.get((session_id, ref))
         if var_id is None or self._activity.due(session_id):
             return None
-        blob, value, version, updated = await self._redis.hmget(
-            self.keys(session_id).vars, f"d:{var_id}", f"v:{var_id}", f"n:{var_id}", f"u:{var_id}"
-        )
-        if blob is None or value is None:
+        raw = await self._redis.hget(self.keys(session_id).vars, var_id)
+        if raw is None:
             self._ids.pop((session_id, ref), None)
             return None
-        definition = self._definition(session_id, var_id, blob)
-        return VariableRecord(definition, decode_value(definition.type, value), int(version), int(updated))
+        return self._variable(session_id, var_id, raw)
 
     async def get_many(
         self, session_id: str, refs: Sequence[str]
@@ -286,12 +285,9 @@ class VariableStore:
         found = {}
         for ref, row in zip(refs, rows, strict=True):
             if row:
-                var_id, blob, value, version, updated = row
-                definition = self._definition(session_id, _text(var_id), blob)
-                self._remember_id(session_id, ref, definition.id)
-                found[ref] = VariableRecord(
-                    definition, decode_value(definition.type, value), int(version), int(updated)
-                )
+                var_id, raw = row
+                found[ref] = record = self._variable(session_id, _text(var_id), raw)
+                self._remember_id(session_id, ref, record.definition.id)
         return found, int(revision)
 
     async def list_variables(self, session_id: str, pattern: str = "") -> list[VariableRecord]:
@@ -302,23 +298,11 @@ class VariableStore:
         ttl, flat = reply.result(Context(session_id))
         if touch:
             self._activity.refreshed(session_id, int(ttl))
-        fields = {_text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
         records = []
-        for field, blob in fields.items():
-            if not field.startswith("d:"):
-                continue
-            var_id = field[2:]
-            definition = self._definition(session_id, var_id, blob)
-            if not matches(definition.name):
-                continue
-            records.append(
-                VariableRecord(
-                    definition,
-                    decode_value(definition.type, fields[f"v:{var_id}"]),
-                    int(fields[f"n:{var_id}"]),
-                    int(fields[f"u:{var_id}"]),
-                )
-            )
+        for i in range(0, len(flat), 2):
+            var_id = _text(flat[i])
+            if matches(name_of_id(var_id)):
+                records.append(self._variable(session_id, var_id, flat[i + 1]))
         records.sort(key=lambda record: record.definition.name)
         return records
 
@@ -538,11 +522,20 @@ class VariableStore:
             found.update({ref: record.definition for ref, record in records.items()})
         return found
 
-    def _definition(self, session_id: str, var_id: str, blob: bytes) -> Definition:
+    def _variable(self, session_id: str, var_id: str, raw: bytes) -> VariableRecord:
+        """A variable from its stored record (see `bridge_server.records`)."""
+        stored = decode_record(raw)
+        definition = self._definition(session_id, var_id, stored)
+        return VariableRecord(
+            definition, decode_value(definition.type, stored.value_blob), stored.version, stored.updated_at_ms
+        )
+
+    def _definition(self, session_id: str, var_id: str, stored: Record) -> Definition:
+        blob = stored.definition_blob
         cached = self._definitions.get((session_id, var_id))
         if cached is not None and cached[0] == blob:
             return cached[1]
-        definition = Definition.from_blob(blob)
+        definition = Definition.from_blob(var_id, stored.type, blob)
         self._cache_definition(session_id, definition, blob)
         return definition
 

@@ -5,29 +5,24 @@
 -- KEYS: session, vars, names, log
 -- ARGV: now_ms, touch (0|1), ref...
 -- Returns: {1} when the session does not exist, else {0, ttl, entries, revision} with one entry per
---          ref: false when not found, else {id, definition_blob, value_blob, version, updated_at};
+--          ref: false when not found, else {id, record} (bridge_server/records.py);
 --          revision is the session's, which every value read here is the state at (one atomic read).
 local session = redis.call('HMGET', KEYS[1], 'ttl', 'revision')
 local ttl = session[1]
 if not ttl then return {1} end
 if ARGV[2] == '1' then ub_touch(ARGV[1], ttl) end
--- Two calls whatever the batch's size: every ref's id, then every id's fields (a call from Lua
--- costs more than the fields it reads).
+-- Two calls whatever the batch's size (a call from Lua costs more than the fields it reads): every
+-- ref's id, then every id's record.
 local refs = {}
 for i = 3, #ARGV do refs[i - 2] = ARGV[i] end
 local ids = ub_chunked('HMGET', KEYS[3], refs, 1000)
-local fields = {}
 for k, ref in ipairs(refs) do
   -- A name wins over an id: a variable may well be named like another's id.
-  local id = ids[k] or ref
-  ids[k] = id
-  local n = #fields
-  fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4] = 'd:' .. id, 'v:' .. id, 'n:' .. id, 'u:' .. id
+  ids[k] = ub_id_of(ref, ids[k])
 end
-local s = ub_chunked('HMGET', KEYS[2], fields, 1000)
+local records = ub_chunked('HMGET', KEYS[2], ids, 1000)
 local out = {}
 for k = 1, #refs do
-  local f = 4 * k - 3
-  if s[f] then out[k] = {ids[k], s[f], s[f + 1], s[f + 2], s[f + 3]} else out[k] = false end
+  if records[k] then out[k] = {ids[k], records[k]} else out[k] = false end
 end
 return {0, tonumber(ttl), out, tonumber(session[2])}

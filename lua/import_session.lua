@@ -39,7 +39,7 @@ end
 if mode == 'check' then return {0} end
 local parts = {}
 if mode == 'staged' then
-  if redis.call('HLEN', KEYS[7]) ~= count or redis.call('HLEN', KEYS[6]) ~= 6 * count then
+  if redis.call('HLEN', KEYS[7]) ~= count or redis.call('HLEN', KEYS[6]) ~= count then
     drop_staging()
     return {3}
   end
@@ -60,9 +60,8 @@ else
   local include_values = ARGV[10] == '1'
   for i = 11, #ARGV, 7 do
     local id, name, var_type, value, version = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 4], ARGV[i + 5]
-    redis.call('HSET', KEYS[3], name, id)
-    redis.call('HSET', KEYS[2], 'd:' .. id, ARGV[i + 3], 'm:' .. id, name, 't:' .. id, var_type,
-               'v:' .. id, value, 'n:' .. id, version, 'u:' .. id, ARGV[i + 6])
+    redis.call('HSET', KEYS[3], name, ub_suffix_of(id))
+    redis.call('HSET', KEYS[2], id, ub_record(version, ARGV[i + 6], var_type, ARGV[i + 3], value))
     parts[#parts + 1] = ub_change(version, id, name, var_type, include_values and value or VALUE_OMITTED)
   end
 end

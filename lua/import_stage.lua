@@ -9,9 +9,8 @@
 local parts = {}
 for i = 3, #ARGV, 7 do
   local id, name, var_type, version = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 5]
-  redis.call('HSET', KEYS[2], name, id)
-  redis.call('HSET', KEYS[1], 'd:' .. id, ARGV[i + 3], 'm:' .. id, name, 't:' .. id, var_type,
-             'v:' .. id, ARGV[i + 4], 'n:' .. id, version, 'u:' .. id, ARGV[i + 6])
+  redis.call('HSET', KEYS[2], name, ub_suffix_of(id))
+  redis.call('HSET', KEYS[1], id, ub_record(version, ARGV[i + 6], var_type, ARGV[i + 3], ARGV[i + 4]))
   -- The staged import's event lists each variable without its value (read it).
   parts[#parts + 1] = ub_change(version, id, name, var_type, VALUE_OMITTED)
 end

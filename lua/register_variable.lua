@@ -6,10 +6,9 @@
 local now, name, id, value = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
 if redis.call('EXISTS', KEYS[1]) == 0 then return {1} end
 local existing = redis.call('HGET', KEYS[3], name)
-if existing then return {2, existing} end
+if existing then return {2, ub_id_of(name, existing)} end
 if redis.call('HLEN', KEYS[3]) >= tonumber(ARGV[6]) then return {3} end
 
-redis.call('HSET', KEYS[3], name, id)
-redis.call('HSET', KEYS[2], 'd:' .. id, ARGV[4], 'm:' .. id, name, 't:' .. id, ARGV[8], 'v:' .. id, value,
-           'n:' .. id, 0, 'u:' .. id, now)
+redis.call('HSET', KEYS[3], name, ub_suffix_of(id))
+redis.call('HSET', KEYS[2], id, ub_record(0, now, ARGV[8], ARGV[4], value))
 return {0, ub_commit(EVENT_REGISTERED, now, 1, ub_change(0, id, name, ARGV[8], value), ARGV[7])}

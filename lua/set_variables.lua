@@ -15,18 +15,12 @@ local budget = tonumber(ARGV[4])
 if redis.call('EXISTS', KEYS[1]) == 0 then return {1} end
 
 -- Three calls whatever the batch's size (a call from Lua costs more than the fields it touches):
--- every ref's id, then every id's version, name and type, then one write of all the changes.
+-- every ref's id, then every id's record, then one write of all the changed records.
 local refs = {}
 for i = 5, #ARGV, 4 do refs[#refs + 1] = ARGV[i] end
 local ids = ub_chunked('HMGET', KEYS[3], refs, 1000)
-local fields = {}
-for k, ref in ipairs(refs) do
-  local id = ids[k] or ref
-  ids[k] = id
-  local n = #fields
-  fields[n + 1], fields[n + 2], fields[n + 3] = 'n:' .. id, 'm:' .. id, 't:' .. id
-end
-local stored = ub_chunked('HMGET', KEYS[2], fields, 999)
+for k, ref in ipairs(refs) do ids[k] = ub_id_of(ref, ids[k]) end
+local records = ub_chunked('HMGET', KEYS[2], ids, 1000)
 
 -- A variable may appear more than once in a call: `after` holds what the earlier items left, so an
 -- expected_version is compared with the version that item replaces.
@@ -34,7 +28,11 @@ local items, statuses, failed, after = {}, {}, false, {}
 for k = 1, #refs do
   local i = 4 * k + 1
   local id, expected_id, expected_version = ids[k], ARGV[i + 1], ARGV[i + 2]
-  local about = after[id] or {stored[3 * k - 2], stored[3 * k - 1], stored[3 * k]}
+  local about = after[id]
+  if not about then
+    -- {version, type, definition blob}
+    about = records[k] and {ub_parse(records[k])} or {}
+  end
   local version = about[1]
   local status, detail = 0, 0
   if not version then
@@ -68,21 +66,19 @@ for k, item in ipairs(items) do
   if item[3] == 0 then
     local id, value, version = item[1], item[2], item[4]
     local n = #writes
-    writes[n + 1], writes[n + 2] = 'n:' .. id, version
-    writes[n + 3], writes[n + 4] = 'v:' .. id, value
-    writes[n + 5], writes[n + 6] = 'u:' .. id, now
+    writes[n + 1], writes[n + 2] = id, ub_record(version, now, item[5], item[6], value)
     if #value <= budget then
       budget = budget - #value
-      parts[#parts + 1] = ub_change(version, id, item[5], item[6], value)
+      parts[#parts + 1] = ub_change(version, id, ub_name_of(id), item[5], value)
     else
-      parts[#parts + 1] = ub_change(version, id, item[5], item[6], VALUE_OMITTED)
+      parts[#parts + 1] = ub_change(version, id, ub_name_of(id), item[5], VALUE_OMITTED)
     end
     statuses[k][2] = tonumber(version)
     changed = changed + 1
   end
 end
 if changed > 0 then
-  ub_chunked('HSET', KEYS[2], writes, 996)
+  ub_chunked('HSET', KEYS[2], writes, 1000)
   out[2] = ub_commit(EVENT_UPDATED, now, changed, table.concat(parts), max_len)
 else
   ub_refresh()

@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 import redis
 
-from bridge_server.keys import session_key_tag
+from bridge_server.keys import LAYOUT, session_key_tag
 from unified_bridge.proto import unified_bridge_pb2 as pb
 from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
 
@@ -79,8 +79,8 @@ def revision(stub: Stub, session_id: str) -> int:
 
 
 def session_redis_keys(client: redis.Redis, session_id: str) -> list[bytes]:
-    """Every key of the session's hash tag (the layout: `ub:{<session, encoded>}:...`)."""
-    return list(client.scan_iter(match=f"ub:{{{session_key_tag(session_id)}}}:*", count=1000))
+    """Every key of the session's hash tag (the layout: `ub:<LAYOUT>:{<session, encoded>}:...`)."""
+    return list(client.scan_iter(match=f"ub:{LAYOUT}:{{{session_key_tag(session_id)}}}:*", count=1000))
 
 
 class Watch:

@@ -32,7 +32,7 @@ def _sessions_on_every_node(cluster_url: str, prefix: str, count: int = 12) -> l
         while len(chosen) < len(primaries) or sum(map(len, chosen.values())) < count:
             session_id = f"{prefix}_{index}"
             index += 1
-            node = client.get_node_from_key(f"ub:{{{session_id}}}:session").name
+            node = client.get_node_from_key(f"ub:2:{{{session_id}}}:session").name
             if len(chosen.get(node, [])) < count // len(primaries):
                 chosen.setdefault(node, []).append(session_id)
         assert set(chosen) == primaries

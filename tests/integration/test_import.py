@@ -472,7 +472,7 @@ def test_import_on_a_redis_cluster(redis_cluster_url, frontend_factory, session_
     with grpc.insecure_channel(server.target) as channel:
         _import_and_check(pb_grpc.UnifiedBridgeStub(channel), session_id)
     with redis.RedisCluster.from_url(redis_cluster_url) as client:
-        assert list(client.scan_iter(match=f"ub:{{{session_id}_large}}:import:*")) == []
+        assert list(client.scan_iter(match=f"ub:2:{{{session_id}_large}}:import:*")) == []
 
 
 def test_import_on_the_embedded_store(frontend_factory, session_id):

@@ -194,8 +194,8 @@ def test_a_sessions_keys_all_carry_its_own_hash_tag(stub, two, redis_client):
         register(stub, a, name, pb.VARIABLE_TYPE_INTEGER, integer(1))
         set_value(stub, a, name, integer(2))
     keys = sorted(key.decode() for key in session_redis_keys(redis_client, a))
-    assert keys == [f"ub:{{{a}}}:{part}" for part in ["log", "names", "session", "vars"]]
-    assert session_redis_keys(redis_client, b) == [f"ub:{{{b}}}:session".encode()]
+    assert keys == [f"ub:2:{{{a}}}:{part}" for part in ["log", "names", "session", "vars"]]
+    assert session_redis_keys(redis_client, b) == [f"ub:2:{{{b}}}:session".encode()]
 
 
 def test_deleting_one_session_leaves_the_other(stub, two, redis_client):

@@ -8,6 +8,7 @@ import grpc
 import pytest
 import redis
 
+from bridge_server.keys import session_keys
 from bridge_server.testing import wait_until
 from tests.integration.helpers import (
     assert_status,
@@ -189,9 +190,9 @@ def test_an_expired_session_is_gone_whole(stub, session_id, redis_client):
     set_value(stub, session_id, "x", pb.Value(integer_value=2))
     assert len(session_redis_keys(redis_client, session_id)) == 4
     # Every gRPC read refreshes the TTL, so poll Redis itself (EXISTS also expires lazily).
-    names = ("session", "vars", "names", "log")
+    stored = session_keys("ub", session_id).stored
     wait_until(
-        lambda: redis_client.exists(*(f"ub:{{{session_id}}}:{name}" for name in names)) == 0,
+        lambda: redis_client.exists(*stored) == 0,
         "the session's keys to expire",
     )
     assert session_redis_keys(redis_client, session_id) == []

@@ -27,15 +27,15 @@ printable_ids = st.text(_printable, min_size=1, max_size=64).filter(
 
 def test_ids_of_the_old_alphabet_are_written_as_they_are() -> None:
     for session_id in ["s1", "a.b-c_d", "550e8400-e29b-41d4-a716-446655440000", "A" * 128]:
-        assert session_keys("ub", session_id).session == f"ub:{{{session_id}}}:session"
+        assert session_keys("ub", session_id).session == f"ub:2:{{{session_id}}}:session"
 
 
 def test_ids_users_write_are_encoded_into_the_hash_tag() -> None:
-    assert session_keys("ub", "tenant:42").vars == "ub:{tenant%3A42}:vars"
-    assert session_keys("ub", "user/7").channel == "ub:{user%2F7}:events"
-    assert session_keys("ub", "50%").names == "ub:{50%25}:names"
-    assert session_keys("ub", "é").log == "ub:{%C3%A9}:log"
-    assert import_staging_keys("ub", "a:b", "d1").vars == "ub:{a%3Ab}:import:d1:vars"
+    assert session_keys("ub", "tenant:42").vars == "ub:2:{tenant%3A42}:vars"
+    assert session_keys("ub", "user/7").channel == "ub:2:{user%2F7}:events"
+    assert session_keys("ub", "50%").names == "ub:2:{50%25}:names"
+    assert session_keys("ub", "é").log == "ub:2:{%C3%A9}:log"
+    assert import_staging_keys("ub", "a:b", "d1").vars == "ub:2:{a%3Ab}:import:d1:vars"
 
 
 @given(printable_ids)
