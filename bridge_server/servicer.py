@@ -242,22 +242,15 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
             expected = update.expected_version if update.HasField("expected_version") else None
             updates.append((update.name_or_id, _value_reader(update.value), expected))
         outcomes, revision = await self._store.set_many(request.session_id, updates, atomic=request.atomic)
-        results = []
+        response = pb.SetVariablesResponse(revision=revision)
+        add = response.results.add  # built in place: a message passed in would be copied
         for outcome in outcomes:
             if outcome.error is None:
-                results.append(
-                    pb.UpdateResult(name_or_id=outcome.ref, ok=True, id=outcome.id, version=outcome.version)
-                )
+                add(name_or_id=outcome.ref, ok=True, id=outcome.id, version=outcome.version)
             else:
                 code, message = status_for(outcome.error)[:2]
-                results.append(
-                    pb.UpdateResult(
-                        name_or_id=outcome.ref,
-                        ok=False,
-                        error=pb.UpdateError(code=code.name, message=message),
-                    )
-                )
-        return pb.SetVariablesResponse(results=results, revision=revision)
+                add(name_or_id=outcome.ref, ok=False, error=pb.UpdateError(code=code.name, message=message))
+        return response
 
     @unary
     async def DeleteVariable(
