@@ -66,7 +66,9 @@ class BridgeServer:
         budget = QueueBudget(
             settings.max_watch_queue, settings.max_watch_queue_bytes, settings.max_watch_buffer_bytes
         )
-        self.hub = EventHub(self.redis, budget, settings.redis_timeout_seconds)
+        self.hub = EventHub(
+            self.redis, budget, settings.redis_timeout_seconds, settings.watch_idle_check_seconds
+        )
         self.metrics = Metrics()
         self.metrics.follow_watch_queues(lambda: (budget.total_bytes, budget.overflows))
         self.health = HealthMonitor(

@@ -26,6 +26,7 @@ __all__ = [
     "VALUE_OMITTED",
     "ChangeEvent",
     "EventKind",
+    "LiveEvent",
     "VariableChange",
     "decode_event",
 ]
@@ -88,3 +89,23 @@ def decode_event(data: bytes) -> ChangeEvent:
             position += size
         changes.append(VariableChange(var_id.decode(), name.decode(), var_type.decode(), int(version), value))
     return ChangeEvent(int(revision), EventKind(int(kind)), int(time_ms), tuple(changes))
+
+
+class LiveEvent:
+    """An event as it came in on a session's channel, one object handed to every watcher of it: it is
+    decoded once (on first use) and encoded for the wire once (`wire`, set by the first watcher that
+    sends it), however many watch the session on this frontend."""
+
+    __slots__ = ("_event", "data", "wire")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.wire: bytes | None = None
+        self._event: ChangeEvent | None = None
+
+    @property
+    def event(self) -> ChangeEvent:
+        """The decoded event; raises ValueError on bytes that are not an event."""
+        if self._event is None:
+            self._event = decode_event(self.data)
+        return self._event

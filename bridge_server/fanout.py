@@ -6,6 +6,11 @@ reader per node reads them all concurrently (polling nodes in turn would delay e
 other nodes' poll timeouts). Behind Sentinel the connection follows the master: it reconnects to the
 one Sentinel names. A watcher is told to re-read the change log (`RESYNC`) whenever live delivery may
 have skipped something: the pub/sub connection dropped, or the watcher fell too far behind.
+
+A message is handed to every watcher of its channel as one `LiveEvent`, decoded and encoded for the
+wire once per frontend. A quiet channel's watchers are told so (`IDLE`) by one timer of the hub,
+all at once, so that they check their session with one shared read (`VariableStore.shared_watch_position`)
+instead of a timer and a read each.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["END_OF_STREAM", "RESYNC", "EventHub", "QueueBudget", "Subscription"]
+from bridge_server.events import LiveEvent
+
+__all__ = ["END_OF_STREAM", "IDLE", "RESYNC", "Delivery", "EventHub", "QueueBudget", "Subscription"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +38,11 @@ log = logging.getLogger(__name__)
 RESYNC: Final = b""
 # Queued when the frontend shuts down: end the stream cleanly (events always start with b"UB1").
 END_OF_STREAM: Final = b"\x00end"
+# Queued when the channel has been quiet for the idle check interval: check the session.
+IDLE: Final = b"\x00idle"
+
+#: What a watcher's queue holds: an event of its channel, or one of the markers above.
+Delivery = LiveEvent | bytes
 
 _READ_TIMEOUT = 1.0
 # What a pub/sub command or read raises while its connection is lost or being re-made. RuntimeError:
@@ -62,12 +74,12 @@ class Subscription:
 
     def __init__(self, channel: str, budget: QueueBudget) -> None:
         self.channel = channel
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self.queue: asyncio.Queue[Delivery] = asyncio.Queue()
         self._budget = budget
         self._bytes = 0
 
-    def deliver(self, data: bytes) -> None:
-        budget, size = self._budget, len(data)
+    def deliver(self, item: Delivery) -> None:
+        budget, size = self._budget, _size(item)
         if (
             self.queue.qsize() >= budget.max_events
             or self._bytes + size > budget.max_bytes
@@ -75,16 +87,17 @@ class Subscription:
         ):
             self._drop_queued()
             budget.overflows += 1
-            data, size = RESYNC, 0
-        self.queue.put_nowait(data)
+            item, size = RESYNC, 0
+        self.queue.put_nowait(item)
         self._bytes += size
         budget.total_bytes += size
 
-    async def get(self) -> bytes:
-        data = await self.queue.get()
-        self._bytes -= len(data)
-        self._budget.total_bytes -= len(data)
-        return data
+    async def get(self) -> Delivery:
+        item = await self.queue.get()
+        size = _size(item)
+        self._bytes -= size
+        self._budget.total_bytes -= size
+        return item
 
     def _drop_queued(self) -> None:
         while not self.queue.empty():
@@ -103,13 +116,22 @@ class Subscription:
         self._drop_queued()
 
 
+def _size(item: Delivery) -> int:
+    return len(item.data) if isinstance(item, LiveEvent) else len(item)
+
+
 class EventHub:
-    def __init__(self, redis: Any, budget: QueueBudget, confirm_timeout: float = 5.0) -> None:
+    def __init__(
+        self, redis: Any, budget: QueueBudget, confirm_timeout: float = 5.0, idle_seconds: float = 5.0
+    ) -> None:
         self._pubsub = redis.pubsub()
         self.budget = budget
         # How long a new subscription waits for Redis to confirm it (a stalled Redis would hold a
         # watch open forever otherwise).
         self._confirm_timeout = confirm_timeout
+        self._idle_seconds = idle_seconds
+        self._heard: dict[str, float] = {}  # channel -> when it last had news (loop time)
+        self._idle_timer: asyncio.Task[None] | None = None
         self._subscriptions: dict[str, set[Subscription]] = {}
         self._confirmations: dict[str, list[asyncio.Future[None]]] = {}
         self._readers: dict[str, asyncio.Task[None]] = {}  # "" for a single Redis, else node names
@@ -152,8 +174,10 @@ class EventHub:
         async with self._lock:
             watchers = self._subscriptions.setdefault(channel, set())
             watchers.add(subscription)
+            self._ensure_idle_timer()
             if len(watchers) > 1:
                 return None
+            self._heard[channel] = asyncio.get_running_loop().time()
             confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._confirmations.setdefault(channel, []).append(confirmed)
             try:
@@ -162,6 +186,7 @@ class EventHub:
                 watchers.discard(subscription)
                 if not watchers:
                     del self._subscriptions[channel]
+                    self._heard.pop(channel, None)
                 self._confirmations.pop(channel, None)
                 raise
             self._ensure_readers()
@@ -176,6 +201,7 @@ class EventHub:
             watchers.discard(subscription)
             if not watchers:
                 del self._subscriptions[subscription.channel]
+                self._heard.pop(subscription.channel, None)
                 with contextlib.suppress(*_CONNECTION_TROUBLE):
                     await self._pubsub.sunsubscribe(subscription.channel)
 
@@ -186,13 +212,30 @@ class EventHub:
 
     async def close(self) -> None:
         self._closed = True
-        for reader in self._readers.values():
-            reader.cancel()
-        for reader in self._readers.values():
+        tasks = [*self._readers.values(), *([self._idle_timer] if self._idle_timer else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await reader
+                await task
         with contextlib.suppress(Exception):
             await self._pubsub.aclose()
+
+    def _ensure_idle_timer(self) -> None:
+        if self._idle_timer is None or self._idle_timer.done():
+            self._idle_timer = asyncio.create_task(self._tell_quiet_channels(), name="bridge-events-idle")
+
+    async def _tell_quiet_channels(self) -> None:
+        """Every half interval, tell the watchers of each channel quiet for a whole one: IDLE."""
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            await asyncio.sleep(self._idle_seconds / 2)
+            now = loop.time()
+            for channel, watchers in self._subscriptions.items():
+                if now - self._heard.get(channel, now) >= self._idle_seconds:
+                    self._heard[channel] = now
+                    for subscription in watchers:
+                        subscription.deliver(IDLE)
 
     def _ensure_readers(self) -> None:
         if not isinstance(self._pubsub, ClusterPubSub):
@@ -269,8 +312,12 @@ class EventHub:
                 if not confirmed.done():
                     confirmed.set_result(None)
         elif kind == "smessage":
-            for subscription in tuple(self._subscriptions.get(channel, ())):
-                subscription.deliver(message["data"])
+            watchers = self._subscriptions.get(channel)
+            if watchers:
+                self._heard[channel] = asyncio.get_running_loop().time()
+                event = LiveEvent(message["data"])
+                for subscription in tuple(watchers):
+                    subscription.deliver(event)
 
     def _tell_everyone_to_resync(self) -> None:
         for watchers in self._subscriptions.values():

@@ -131,6 +131,15 @@ async def _end_refused(context: grpc.aio.ServicerContext[Any, Any], method: str,
     await context.abort(grpc.StatusCode.PERMISSION_DENIED, error.message)
 
 
+def _encoded_or_serialized(message: Any) -> bytes:
+    """A stream's message, or the bytes of one already encoded: an event every watcher of a session
+    sends is encoded once per frontend, not once per stream."""
+    if type(message) is bytes:
+        return message
+    encoded: bytes = message.SerializeToString()
+    return encoded
+
+
 def add_servicer(
     servicer: Any, server: grpc.aio.Server, keyring: Callable[[], Keyring] | None = None
 ) -> None:
@@ -153,7 +162,9 @@ def add_servicer(
         handlers[method.name] = make(
             behavior,
             request_deserializer=_parser(request_class),
-            response_serializer=response_class.SerializeToString,
+            response_serializer=(
+                _encoded_or_serialized if method.server_streaming else response_class.SerializeToString
+            ),
         )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
     # Registered methods skip the generic lookup per call (grpcio >= 1.62; the stubs lag behind).

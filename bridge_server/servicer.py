@@ -25,6 +25,7 @@ from bridge_server.convert import (
     variable_to_proto,
 )
 from bridge_server.errors import Status, status_for
+from bridge_server.events import LiveEvent
 from bridge_server.fanout import EventHub
 from bridge_server.handlers import Rejected
 from bridge_server.metrics import Metrics
@@ -272,9 +273,10 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
 
     # -- watch ----------------------------------------------------------------------------------
 
-    async def WatchSession(
+    async def WatchSession(  # type: ignore[override]  # the generated base knows no pre-encoded bytes
         self, request: pb.WatchSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[pb.WatchEvent]:
+    ) -> AsyncIterator[pb.WatchEvent | bytes]:
+        """Events as messages, or as the bytes of one already encoded (see `handlers`)."""
         code = grpc.StatusCode.OK
         peer = context.peer()
         slot = False
@@ -300,7 +302,13 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
                 checked_time,
             )
             async for event in events:
-                yield event_to_proto(event)
+                if isinstance(event, LiveEvent):
+                    # Encoded by the first of the session's watchers here; the others send the bytes.
+                    if event.wire is None:
+                        event.wire = event_to_proto(event.event).SerializeToString()
+                    yield event.wire
+                else:
+                    yield event_to_proto(event)
         except Exception as exc:
             status = status_for(exc)
             code = status.code

@@ -6,6 +6,7 @@ re-check only what can change concurrently (existence, definition, expected vers
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -112,6 +113,7 @@ class VariableStore:
         self._definitions: dict[tuple[str, str], tuple[bytes, Definition]] = {}
         # (session, ref) -> id. May go stale (delete + re-register); the scripts catch that.
         self._ids: dict[tuple[str, str], str] = {}
+        self._positions_in_flight: dict[str, asyncio.Future[int | None]] = {}
         self._importer = SessionImporter(redis, self._scripts, settings)
         self._wait_for_replicas_after_writes()
         self._activity = ActivityTracker(settings.activity_refresh_seconds, settings.definition_cache_size)
@@ -452,6 +454,22 @@ class VariableStore:
         if touch:
             self._activity.refreshed(session_id, int(values[1]))
         return int(values[0])
+
+    async def shared_watch_position(self, session_id: str) -> int | None:
+        """`watch_position`, read once for every caller asking about the session at the same time
+        (the watchers of a quiet session check it together). A caller that is cancelled leaves the
+        read to the others."""
+        pending = self._positions_in_flight.get(session_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self.watch_position(session_id))
+            self._positions_in_flight[session_id] = pending
+            pending.add_done_callback(lambda done: self._position_read(session_id, done))
+        return await asyncio.shield(pending)
+
+    def _position_read(self, session_id: str, done: asyncio.Future[int | None]) -> None:
+        self._positions_in_flight.pop(session_id, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here too: every caller may have been cancelled meanwhile
 
     async def read_log(self, session_id: str, after_revision: int, count: int = 1000) -> list[bytes]:
         """Raw events with revision > after_revision, oldest first, at most `count`."""

@@ -21,8 +21,8 @@ from collections.abc import AsyncIterator
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bridge_server.events import ChangeEvent, EventKind, decode_event
-from bridge_server.fanout import END_OF_STREAM, RESYNC, EventHub
+from bridge_server.events import ChangeEvent, EventKind, LiveEvent, decode_event
+from bridge_server.fanout import END_OF_STREAM, IDLE, RESYNC, EventHub
 from bridge_server.store import VariableStore
 from unified_bridge._backoff import backoff_delay
 from unified_bridge.errors import SessionNotFoundError
@@ -46,7 +46,10 @@ async def watch_session(
     from_revision: int,
     from_now: bool = False,
     from_revision_time_ms: int | None = None,
-) -> AsyncIterator[ChangeEvent]:
+) -> AsyncIterator[ChangeEvent | LiveEvent]:
+    """The session's events from ``from_revision`` on. Live ones come as the `LiveEvent` every
+    watcher of the session on this frontend shares (send its `wire` bytes once made); the rest,
+    replayed from the log or markers, as `ChangeEvent`s."""
     session_id = store.checked_session_id(session_id)
     subscription = await hub.subscribe(store.keys(session_id).channel)
     try:
@@ -69,18 +72,15 @@ async def watch_session(
             yield event
         yield _marker(EventKind.CAUGHT_UP, last)
 
-        idle = store.settings.watch_idle_check_seconds
         while True:
-            interrupted = True
-            try:
-                data = await asyncio.wait_for(subscription.get(), timeout=idle)
-            except TimeoutError:
-                data, interrupted = RESYNC, False
-            if data == END_OF_STREAM:
+            item = await subscription.get()
+            if item == END_OF_STREAM:
                 return
-            if data == RESYNC:
+            if item in (RESYNC, IDLE):
                 # Live delivery may have missed something, or it is simply quiet: check the log.
-                current = await _position_when_reachable(store, session_id)
+                # Every watcher of a quiet session is told at once, and they share one read.
+                interrupted = item == RESYNC
+                current = await _position_when_reachable(store, session_id, shared=not interrupted)
                 if current is None:
                     yield _marker(EventKind.SESSION_DELETED, last + 1)
                     return
@@ -91,7 +91,8 @@ async def watch_session(
                     last, sent = event.revision, _change_or(event, sent)
                     yield event
                 continue
-            event = decode_event(data)
+            live = item if isinstance(item, LiveEvent) else LiveEvent(item)
+            event = live.event
             if event.revision == last and sent is not None and sent.revision == last and event != sent:
                 # The revision the watcher holds now names another write: replay everything.
                 yield _marker(EventKind.HISTORY_GONE, 0)
@@ -108,7 +109,7 @@ async def watch_session(
                     yield missed
             if event.revision > last:
                 last, sent = event.revision, event
-                yield event
+                yield live
             if event.kind is EventKind.SESSION_DELETED:
                 return
     finally:
@@ -142,11 +143,14 @@ async def _log_differs(store: VariableStore, session_id: str, sent: ChangeEvent 
     return logged is not None and logged != sent
 
 
-async def _position_when_reachable(store: VariableStore, session_id: str) -> int | None:
-    """Where the session stands, waiting out a Redis outage instead of ending the stream."""
+async def _position_when_reachable(store: VariableStore, session_id: str, shared: bool) -> int | None:
+    """Where the session stands, waiting out a Redis outage instead of ending the stream; ``shared``:
+    one read for every watcher of the session asking at the same time."""
     failures = 0
     while True:
         try:
+            if shared:
+                return await store.shared_watch_position(session_id)
             return await store.watch_position(session_id)
         except (RedisConnectionError, RedisTimeoutError, OSError):
             failures += 1

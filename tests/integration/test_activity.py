@@ -86,3 +86,26 @@ def test_a_watcher_alone_keeps_a_short_lived_session_alive(frontend_factory, ses
             assert stub.GetSession(pb.GetSessionRequest(session_id=session_id)).session_id == session_id
         finally:
             reader.close()
+
+
+@pytest.mark.real_redis
+def test_the_watchers_of_a_quiet_session_check_it_with_one_read(
+    redis_process_factory, frontend_factory, session_id
+):
+    """Ten watchers of one quiet session: each idle check is one script call, not ten."""
+    redis_server = redis_process_factory()
+    frontend = frontend_factory(redis_url=redis_server.url, watch_idle_check_seconds=0.1)
+    with grpc.insecure_channel(frontend.target) as channel, redis.Redis.from_url(redis_server.url) as client:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id)
+        readers = [EventReader(stub, session_id) for _ in range(10)]
+        try:
+            for reader in readers:
+                reader.until_caught_up()
+            client.config_resetstat()
+            wait_until(lambda: _calls(client, "evalsha") >= 3, "three idle checks", timeout=30)
+            # A check per watcher would have made ten calls at once.
+            assert _calls(client, "evalsha") < 10
+        finally:
+            for reader in readers:
+                reader.close()

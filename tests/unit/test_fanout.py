@@ -10,7 +10,8 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from bridge_server.fanout import RESYNC, EventHub, QueueBudget
+from bridge_server.events import LiveEvent
+from bridge_server.fanout import IDLE, RESYNC, Delivery, EventHub, QueueBudget
 
 
 class FakeConnection:
@@ -85,7 +86,7 @@ async def test_a_subscription_sent_during_a_reconnect_is_tried_again() -> None:
         subscription = await hub.subscribe("ub:{s}:events")
         assert pubsub.failing_subscribes == 0
         await pubsub.messages.put({"type": "smessage", "channel": b"ub:{s}:events", "data": b"UB1 event"})
-        assert await asyncio.wait_for(subscription.get(), 5) == b"UB1 event"
+        assert _data(await asyncio.wait_for(subscription.get(), 5)) == b"UB1 event"
     finally:
         await hub.close()
 
@@ -106,7 +107,7 @@ async def _one_failed_read_then_an_event(pubsub: FlakyPubSub) -> None:
         pubsub.failing_reads = 1
         assert await asyncio.wait_for(subscription.get(), 5) == RESYNC
         await pubsub.messages.put({"type": "smessage", "channel": b"ub:{s}:events", "data": b"UB1 later"})
-        received = [await asyncio.wait_for(subscription.get(), 5) for _ in range(2)]
+        received = [_data(await asyncio.wait_for(subscription.get(), 5)) for _ in range(2)]
         assert received == [RESYNC, b"UB1 later"]
     finally:
         await hub.close()
@@ -121,3 +122,41 @@ async def test_a_reply_stolen_from_another_tasks_handshake_drops_the_connection_
     pubsub.connection = FakeConnection()
     await _one_failed_read_then_an_event(pubsub)
     assert (pubsub.connection.disconnects, pubsub.connects) == (1, 1)  # a clean connection again
+
+
+def _data(item: Delivery) -> bytes:
+    return item.data if isinstance(item, LiveEvent) else item
+
+
+async def test_every_watcher_of_a_channel_gets_the_same_event_decoded_once() -> None:
+    pubsub = FlakyPubSub(failing_subscribes=0, failing_reads=0)
+    hub = _hub(pubsub)
+    try:
+        watchers = [await hub.subscribe("ub:{s}:events") for _ in range(3)]
+        event = b"UB1 7 2 1700000000000 1\n3 var_x_0000abcd x integer 1\n\x07"
+        await pubsub.messages.put({"type": "smessage", "channel": b"ub:{s}:events", "data": event})
+        received = [await asyncio.wait_for(watcher.get(), 5) for watcher in watchers]
+        assert all(item is received[0] for item in received)  # one object: decoded, encoded once
+        first = received[0]
+        assert isinstance(first, LiveEvent)
+        assert first.event is first.event
+        assert (first.event.revision, first.event.changes[0].name) == (7, "x")
+    finally:
+        await hub.close()
+
+
+async def test_the_watchers_of_a_quiet_channel_are_told_together_and_a_busy_one_is_left_alone() -> None:
+    pubsub = FlakyPubSub(failing_subscribes=0, failing_reads=0)
+    hub = EventHub(FakeRedis(pubsub), QueueBudget(100, 1 << 20, 1 << 24), idle_seconds=0.3)
+    try:
+        quiet = [await hub.subscribe("ub:{q}:events") for _ in range(2)]
+        busy = await hub.subscribe("ub:{b}:events")
+        for _ in range(25):  # news on the busy channel every 0.03 s, for 0.75 s
+            await pubsub.messages.put({"type": "smessage", "channel": b"ub:{b}:events", "data": b"UB1 x"})
+            await asyncio.sleep(0.03)
+        assert [await asyncio.wait_for(watcher.get(), 5) for watcher in quiet] == [IDLE, IDLE]
+        received = [_data(busy.queue.get_nowait()) for _ in range(busy.queue.qsize())]
+        assert IDLE not in received
+        assert received == [b"UB1 x"] * 25
+    finally:
+        await hub.close()
