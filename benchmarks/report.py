@@ -198,6 +198,8 @@ def _other_rows(results: dict[str, Any], floors: _Floors) -> list[list[str]]:
                 "",
             ]
         )
+    if (fanout := results.get("fanout")) and "watchers" in fanout:
+        rows += _fanout_rows(fanout["watchers"])
     if footprint := results.get("footprint"):
         per_var = footprint["redis_bytes_per_variable"]
         rss = footprint["rss_per_watch_stream_kib"]
@@ -232,6 +234,29 @@ def _other_rows(results: dict[str, Any], floors: _Floors) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def _fanout_rows(runs: list[dict[str, Any]]) -> list[list[str]]:
+    """Frontend CPU per event per watcher, and idle script calls, for one watcher and for many."""
+    one, many = runs[0], runs[-1]
+    per_one = one["frontend_cpu_us_per_event_per_watcher"]
+    per_many = many["frontend_cpu_us_per_event_per_watcher"]
+    return [
+        [
+            f"fan-out: frontend CPU per event per watcher, {many['watchers']} watchers",
+            f"{per_many:.1f} us",
+            "",
+            f"{per_many / per_one:.2f}x of 1 watcher ({per_one:.1f} us)",
+            "",
+        ],
+        [
+            f"fan-out: idle script calls/s, {many['watchers']} watchers of one session",
+            f"{many['idle_script_calls_per_s']:.2f}/s",
+            "",
+            "one shared check per 5 s interval",
+            "",
+        ],
+    ]
 
 
 def _floor_rows(results: dict[str, Any]) -> list[list[str]]:
