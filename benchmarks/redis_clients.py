@@ -26,13 +26,15 @@ import hiredis
 import redis.asyncio
 
 from benchmarks._table import text_table
+from bridge_server.keys import session_keys
 from bridge_server.scripts import script_source
 from bridge_server.testing import private_redis
 
 __all__ = ["main"]
 
 Call = Callable[[], Awaitable[Any]]
-KEYS = ("ub:{bench}:session", "ub:{bench}:vars", "ub:{bench}:names", "ub:{bench}:log")
+KEYS = tuple(session_keys("ub", "bench").stored)  # the layout a frontend uses
+VAR_ID = "var_x_00000001"
 
 
 class MinimalClient(asyncio.Protocol):
@@ -82,13 +84,13 @@ async def _clients(host: str, port: int, sha: str) -> tuple[dict[str, dict[str, 
     redis_py = redis.asyncio.Redis(host=host, port=port)
     closers.append(redis_py.aclose)
     clients["redis.asyncio (hiredis)"] = {
-        "HGET": lambda: redis_py.hget(KEYS[1], "var_x_0001"),
+        "HGET": lambda: redis_py.hget(KEYS[1], VAR_ID),
         "EVALSHA get_variables": lambda: redis_py.evalsha(sha, 4, *KEYS, 0, 0, "x"),
     }
 
     minimal = await MinimalClient.connect(host, port)
     closers.append(minimal.close)
-    hget, evalsha = _pack("HGET", KEYS[1], "var_x_0001"), _pack(*eval_args)
+    hget, evalsha = _pack("HGET", KEYS[1], VAR_ID), _pack(*eval_args)
     clients["minimal asyncio protocol"] = {
         "HGET": lambda: minimal.call(hget),
         "EVALSHA get_variables": lambda: minimal.call(evalsha),
@@ -101,7 +103,7 @@ async def _clients(host: str, port: int, sha: str) -> tuple[dict[str, dict[str, 
         await core.__aenter__()
         closers.append(lambda: core.__aexit__(None, None, None))
         clients["coredis"] = {
-            "HGET": lambda: core.hget(KEYS[1], "var_x_0001"),
+            "HGET": lambda: core.hget(KEYS[1], VAR_ID),
             "EVALSHA get_variables": lambda: core.evalsha(sha, keys=KEYS, args=[0, 0, "x"]),
         }
 
@@ -111,7 +113,7 @@ async def _clients(host: str, port: int, sha: str) -> tuple[dict[str, dict[str, 
         glide = await GlideClient.create(GlideClientConfiguration([NodeAddress(host, port)]))
         closers.append(glide.close)
         clients["valkey-glide"] = {
-            "HGET": lambda: glide.hget(KEYS[1], "var_x_0001"),
+            "HGET": lambda: glide.hget(KEYS[1], VAR_ID),
             "EVALSHA get_variables": lambda: glide.custom_command(list(eval_args)),
         }
     return clients, closers
@@ -135,9 +137,12 @@ async def measure(url: str, n: int, rounds: int) -> dict[tuple[str, str], list[t
     setup = redis.asyncio.Redis.from_url(url)
     sha = await setup.script_load(script_source("get_variables"))
     await setup.hset(KEYS[0], mapping={"ttl": 3600, "revision": 1})
-    await setup.hset(KEYS[2], "x", "var_x_0001")
-    await setup.hset(KEYS[1], "var_x_0001", b"0 1 integer 14\n" + b"d" * 14 + b"\x01")  # a record
+    await setup.hset(KEYS[2], "x", VAR_ID[-8:])  # the names hash holds an id's last 8 digits
+    await setup.hset(KEYS[1], VAR_ID, b"0 1 integer 14\n" + b"d" * 14 + b"\x01")  # a record
+    found = await setup.evalsha(sha, 4, *KEYS, 0, 0, "x")
     await setup.aclose()
+    if not found[2][0]:
+        raise RuntimeError("the script did not find the benchmark's variable: its layout is out of date")
     clients, closers = await _clients(host, int(port), sha)
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
     rng = random.Random(11)

@@ -106,6 +106,8 @@ class Settings:
                 f"default_ttl_seconds ({self.default_ttl_seconds}) is above "
                 f"max_ttl_seconds ({self.max_ttl_seconds})"
             )
+        if self.watch_idle_check_seconds <= 0:
+            raise ValueError(f"watch_idle_check_seconds must be above 0, got {self.watch_idle_check_seconds}")
         if self.import_chunk_size < 1:
             raise ValueError(f"import_chunk_size must be at least 1, got {self.import_chunk_size}")
         if self.log_level.upper() not in _LOG_LEVELS:
@@ -264,8 +266,11 @@ HELP: Final[Mapping[str, str]] = MappingProxyType(
         "change_log_bytes": "bytes a session's change log may hold; past it (or its length) the oldest go",
         "import_chunk_size": "an ImportSession of more variables is staged in chunks of this many",
         "max_watch_queue": "events queued for one watcher before it goes on from the change log",
-        "max_watch_queue_bytes": "bytes queued for one watcher before it goes on from the change log",
-        "max_watch_buffer_bytes": "bytes queued for all of a frontend's watchers together",
+        "max_watch_queue_bytes": (
+            "memory one watcher's queue may hold before it goes on from the change log (an event "
+            "counts three times its size: as received, decoded and encoded)"
+        ),
+        "max_watch_buffer_bytes": "memory all of a frontend's watcher queues may hold (counted alike)",
         "max_watch_streams": "open watch streams per frontend; past it RESOURCE_EXHAUSTED",
         "max_watch_streams_per_connection": "watch streams per client connection; past it RESOURCE_EXHAUSTED",
         "watch_idle_check_seconds": "a quiet watch stream checks its session this often",

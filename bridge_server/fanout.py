@@ -79,6 +79,8 @@ class Subscription:
         self._bytes = 0
 
     def deliver(self, item: Delivery) -> None:
+        if item is IDLE and not self.queue.empty():
+            return  # the watcher has news to read; it checks the session when it runs out
         budget, size = self._budget, _size(item)
         if (
             self.queue.qsize() >= budget.max_events
@@ -108,8 +110,6 @@ class Subscription:
     def end(self) -> None:
         """The frontend is shutting down: the stream ends after what is queued (never dropped)."""
         self.queue.put_nowait(END_OF_STREAM)
-        self._bytes += len(END_OF_STREAM)
-        self._budget.total_bytes += len(END_OF_STREAM)
 
     def release(self) -> None:
         """The watcher is gone: what it had queued no longer counts."""
@@ -117,7 +117,9 @@ class Subscription:
 
 
 def _size(item: Delivery) -> int:
-    return len(item.data) if isinstance(item, LiveEvent) else len(item)
+    """What a queued item counts against the budgets: an event three times its size (it may come to
+    hold its decoded values and its wire bytes besides), a marker nothing."""
+    return 3 * len(item.data) if isinstance(item, LiveEvent) else 0
 
 
 class EventHub:

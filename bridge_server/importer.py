@@ -161,6 +161,9 @@ def _prepare(settings: Settings, variable: ImportedVariable, now_ms: int) -> Pre
     value = normalize_value(var_type, variable.read_value(var_type), constraints)
     if variable.version > _MAX_COUNTER:
         raise ValidationError(f"version {variable.version} is above the maximum of {_MAX_COUNTER}")
+    for what, time_ms in (("created_at", variable.created_at_ms), ("updated_at", variable.updated_at_ms)):
+        if time_ms is not None and time_ms < 0:
+            raise ValidationError(f"{what} is before 1970 ({time_ms} ms)")
     definition = Definition(
         id=variable.id,
         name=name,

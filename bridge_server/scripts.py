@@ -105,7 +105,7 @@ local function ub_record(version, updated, var_type, definition, value)
 end
 -- A record's version, type and definition blob (not its value: no caller needs it).
 local function ub_parse(record)
-  local version, var_type, length, start = string.match(record, '^(%d+) %d+ (%S+) (%d+)\\n()')
+  local version, var_type, length, start = string.match(record, '^(%d+) %-?%d+ (%S+) (%d+)\\n()')
   return version, var_type, string.sub(record, start, start + tonumber(length) - 1)
 end
 -- Ids are var_<name>_<8 hex digits>: the name of an id, and the names hash maps a name to the id's

@@ -549,7 +549,7 @@ class VariableStore:
     def _definition(self, session_id: str, var_id: str, stored: Record) -> Definition:
         blob = stored.definition_blob
         cached = self._definitions.get((session_id, var_id))
-        if cached is not None and cached[0] == blob:
+        if cached is not None and cached[0] == blob and cached[1].type.value == stored.type:
             return cached[1]
         definition = Definition.from_blob(var_id, stored.type, blob)
         self._cache_definition(session_id, definition, blob)

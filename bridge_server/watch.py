@@ -81,6 +81,10 @@ async def watch_session(
                 # Every watcher of a quiet session is told at once, and they share one read.
                 interrupted = item == RESYNC
                 current = await _position_when_reachable(store, session_id, shared=not interrupted)
+                if not interrupted and (current is None or current < last):
+                    # A shared read may have reached Redis before what this watcher already holds:
+                    # only its own read may say the session is gone or went back.
+                    current = await _position_when_reachable(store, session_id, shared=False)
                 if current is None:
                     yield _marker(EventKind.SESSION_DELETED, last + 1)
                     return

@@ -46,7 +46,8 @@ for k = 1, #refs do
   if status ~= 0 then
     failed = true
   else
-    local next_version = tostring(tonumber(version) + 1)
+    -- %.0f, not tostring: past 10^14 tostring writes an exponent (versions go up to 2^53 - 1).
+    local next_version = string.format('%.0f', tonumber(version) + 1)
     after[id] = {next_version, about[2], about[3]}
     item[4], item[5], item[6] = next_version, about[2], about[3]
   end

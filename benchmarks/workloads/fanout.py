@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -27,8 +28,6 @@ from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
 
 __all__ = ["run"]
 
-_SETTLE_S = 1.0
-
 
 class _Watchers:
     """N streams of one session, counting the UPDATED events each has received."""
@@ -37,6 +36,7 @@ class _Watchers:
         self._channel = grpc.insecure_channel(target)
         stub = pb_grpc.UnifiedBridgeStub(self._channel)
         self.counts = [0] * count
+        self.caught_up = [False] * count
         self._calls = [
             stub.WatchSession(pb.WatchSessionRequest(session_id=session_id, from_now=True))
             for _ in range(count)
@@ -50,14 +50,24 @@ class _Watchers:
             for event in self._calls[index]:
                 if event.kind == pb.EVENT_KIND_UPDATED:
                     self.counts[index] += 1
+                elif event.kind == pb.EVENT_KIND_CAUGHT_UP:
+                    self.caught_up[index] = True
         except grpc.RpcError:
             return  # cancelled at the end of the run
 
+    def wait_until_following(self, timeout: float = 60.0) -> None:
+        """Every stream has caught up (from_now streams miss what is written before)."""
+        self._wait(lambda: all(self.caught_up), "every stream to catch up", timeout)
+
     def wait_for(self, each: int, timeout: float = 60.0) -> None:
+        self._wait(lambda: min(self.counts) >= each, f"every stream to get {each} events", timeout)
+
+    @staticmethod
+    def _wait(done: Callable[[], bool], what: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while min(self.counts) < each:
+        while not done():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"watchers got {min(self.counts)} of {each} events")
+                raise TimeoutError(f"timed out waiting for {what}")
             time.sleep(0.005)
 
     def close(self) -> None:
@@ -87,7 +97,7 @@ def _one_count(env: Env, pid: int, count: int, events: int, idle_window: float) 
     watchers = _Watchers(env.frontends[0], writer.session_id, count)
     storage = redis.Redis.from_url(env.redis_url)
     try:
-        time.sleep(_SETTLE_S)  # every stream caught up and following
+        watchers.wait_until_following()
         before = cpu_ns(pid)
         for value in range(1, events + 1):
             writer.set("x", value)

@@ -194,6 +194,15 @@ def test_after_an_import_updates_continue_the_versions_and_keep_the_constraints(
     assert get(stub, session_id, "temperature").value.float_value == 0.9
 
 
+def test_a_version_past_ten_to_the_fourteenth_stays_a_whole_number(stub, session_id):
+    """Lua's tostring writes such numbers with an exponent; the stored record must not."""
+    big = 10**15
+    stub.ImportSession(import_request(session_id, [_with(_GOOD, version=big)]))
+    assert set_value(stub, session_id, "x", pb.Value(float_value=0.5)).version == big + 1
+    assert set_value(stub, session_id, "x", pb.Value(float_value=0.25)).version == big + 2
+    assert get(stub, session_id, "x").version == big + 2
+
+
 def test_registering_the_same_definition_after_an_import_is_idempotent(stub, session_id):
     stub.ImportSession(import_request(session_id, three_vars(), revision=5))
     request = pb.RegisterVariableRequest(
@@ -340,6 +349,12 @@ def _with(variable: pb.Variable, **changes) -> pb.Variable:
     return copy
 
 
+def _at(variable: pb.Variable, field: str, time_ms: int) -> pb.Variable:
+    copy = _with(variable)
+    getattr(copy, field).FromMilliseconds(time_ms)
+    return copy
+
+
 _GOOD = float_var("x")
 
 VALIDATION_CASES = {
@@ -383,6 +398,8 @@ VALIDATION_CASES = {
     ),
     "bad metadata": ([_with(_GOOD, metadata={"": "v"})], "variable 'x': metadata keys must not be empty"),
     "version too large": ([_with(_GOOD, version=2**60)], "variable 'x': version"),
+    "updated before 1970": ([_at(_GOOD, "updated_at", -1000)], "variable 'x': updated_at is before 1970"),
+    "created before 1970": ([_at(_GOOD, "created_at", -1)], "variable 'x': created_at is before 1970"),
 }
 
 

@@ -34,6 +34,7 @@ def test_version() -> None:
         (["--log-format", "xml"], "log format 'xml' is not one of"),
         (["--redis-url", "http://secret:pw@host:1"], "must start with redis://"),
         (["--port", "eighty"], "invalid int value"),
+        (["--watch-idle-check-seconds", "0"], "watch_idle_check_seconds must be above 0"),
     ],
 )
 def test_bad_settings_are_one_line(args: list[str], says: str) -> None:

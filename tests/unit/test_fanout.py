@@ -11,7 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from bridge_server.events import LiveEvent
-from bridge_server.fanout import IDLE, RESYNC, Delivery, EventHub, QueueBudget
+from bridge_server.fanout import IDLE, RESYNC, Delivery, EventHub, QueueBudget, Subscription
 
 
 class FakeConnection:
@@ -147,16 +147,35 @@ async def test_every_watcher_of_a_channel_gets_the_same_event_decoded_once() -> 
 
 async def test_the_watchers_of_a_quiet_channel_are_told_together_and_a_busy_one_is_left_alone() -> None:
     pubsub = FlakyPubSub(failing_subscribes=0, failing_reads=0)
-    hub = EventHub(FakeRedis(pubsub), QueueBudget(100, 1 << 20, 1 << 24), idle_seconds=0.3)
+    # The busy channel has news every 0.05 s: only a stall of the loop near a whole second could
+    # make it look quiet.
+    hub = EventHub(FakeRedis(pubsub), QueueBudget(100, 1 << 20, 1 << 24), idle_seconds=1.0)
     try:
         quiet = [await hub.subscribe("ub:{q}:events") for _ in range(2)]
         busy = await hub.subscribe("ub:{b}:events")
-        for _ in range(25):  # news on the busy channel every 0.03 s, for 0.75 s
+        for _ in range(50):
             await pubsub.messages.put({"type": "smessage", "channel": b"ub:{b}:events", "data": b"UB1 x"})
-            await asyncio.sleep(0.03)
+            await asyncio.sleep(0.05)
         assert [await asyncio.wait_for(watcher.get(), 5) for watcher in quiet] == [IDLE, IDLE]
         received = [_data(busy.queue.get_nowait()) for _ in range(busy.queue.qsize())]
         assert IDLE not in received
-        assert received == [b"UB1 x"] * 25
+        assert received == [b"UB1 x"] * 50
     finally:
         await hub.close()
+
+
+async def test_a_watcher_with_news_queued_is_not_told_idle_and_markers_cost_no_budget() -> None:
+    budget = QueueBudget(100, 1 << 20, 1 << 24)
+    subscription = Subscription("ub:{s}:events", budget)
+    subscription.deliver(IDLE)
+    subscription.deliver(IDLE)  # not piled up behind the first
+    assert subscription.queue.qsize() == 1
+    assert budget.total_bytes == 0
+    event = LiveEvent(b"UB1 1 2 3 0\n")
+    subscription.deliver(event)
+    assert budget.total_bytes == 3 * len(event.data)  # as received, decoded and encoded
+    assert await subscription.get() == IDLE
+    subscription.deliver(IDLE)
+    assert subscription.queue.qsize() == 1  # the event is still to be read
+    assert await subscription.get() is event
+    assert budget.total_bytes == 0
