@@ -83,13 +83,13 @@ local function ub_commit(kind, now, count, body, max_len)
   ub_touch(now)
   return rev
 end
--- redis.call(command, key, args...) over the list `args` in chunks of `per_call` (even, for
--- field-value pairs): Lua's unpack takes a few thousand values at most, and a batch may hold
--- more. Table replies are joined in order (an HMGET's missing fields stay false).
-local function ub_chunked(command, key, args, per_call)
+-- redis.call(command, key, args...) over the list `args`, a thousand values per call (an even
+-- number, so field-value pairs stay together): Lua's unpack takes a few thousand values at most,
+-- and a batch may hold more. Table replies are joined in order (an HMGET's missing fields stay false).
+local function ub_chunked(command, key, args)
   local joined = {}
-  for first = 1, #args, per_call do
-    local reply = redis.call(command, key, unpack(args, first, math.min(first + per_call - 1, #args)))
+  for first = 1, #args, 1000 do
+    local reply = redis.call(command, key, unpack(args, first, math.min(first + 999, #args)))
     if type(reply) == 'table' then
       local n = #joined
       for j = 1, #reply do joined[n + j] = reply[j] end

@@ -11,7 +11,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any
 
 import msgpack
 
@@ -78,7 +78,6 @@ log = logging.getLogger(__name__)
 # A definition that changed between our read and the script (delete + re-register) is re-read
 # and re-validated this many times before the update gives up.
 _DEFINITION_RETRIES = 3
-_ITEM_UPDATED: Final = int(SetItemStatus.UPDATED)
 # The scripts that change what a session holds: with --redis-wait-replicas, these wait for replicas.
 _WRITE_SCRIPTS = (
     "create_session",
@@ -507,12 +506,16 @@ class VariableStore:
         batch_size: int,
     ) -> list[UpdateOutcome]:
         for position, (index, ref, definition, _, expected_version) in enumerate(pending):
-            raw_status, detail = reply[1 + 2 * position], reply[2 + 2 * position]
-            if raw_status == _ITEM_UPDATED and type(raw_status) is int:  # the common case, at once
-                outcomes[index] = UpdateOutcome(ref, definition.id, int(detail))
-                continue
-            status = status_of(SetItemStatus, "set_variables", raw_status)
-            error = error_for(status, Context(ref=ref, expected_version=expected_version or 0, detail=detail))
+            status = status_of(SetItemStatus, "set_variables", reply[1 + 2 * position])
+            detail = reply[2 + 2 * position]
+            # An applied item, the common case, needs no error context.
+            error = (
+                None
+                if status is SetItemStatus.UPDATED
+                else error_for(
+                    status, Context(ref=ref, expected_version=expected_version or 0, detail=detail)
+                )
+            )
             if error is None:
                 outcomes[index] = UpdateOutcome(ref, definition.id, int(detail))
                 continue

@@ -22,7 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bridge_server.events import ChangeEvent, EventKind, LiveEvent, decode_event
-from bridge_server.fanout import END_OF_STREAM, IDLE, RESYNC, EventHub
+from bridge_server.fanout import END_OF_STREAM, RESYNC, EventHub
 from bridge_server.store import VariableStore
 from unified_bridge._backoff import backoff_delay
 from unified_bridge.errors import SessionNotFoundError
@@ -76,7 +76,7 @@ async def watch_session(
             item = await subscription.get()
             if item == END_OF_STREAM:
                 return
-            if item in (RESYNC, IDLE):
+            if not isinstance(item, LiveEvent):  # RESYNC or IDLE
                 # Live delivery may have missed something, or it is simply quiet: check the log.
                 # Every watcher of a quiet session is told at once, and they share one read.
                 interrupted = item == RESYNC
@@ -95,8 +95,7 @@ async def watch_session(
                     last, sent = event.revision, _change_or(event, sent)
                     yield event
                 continue
-            live = item if isinstance(item, LiveEvent) else LiveEvent(item)
-            event = live.event
+            event = item.event
             if event.revision == last and sent is not None and sent.revision == last and event != sent:
                 # The revision the watcher holds now names another write: replay everything.
                 yield _marker(EventKind.HISTORY_GONE, 0)
@@ -113,7 +112,7 @@ async def watch_session(
                     yield missed
             if event.revision > last:
                 last, sent = event.revision, event
-                yield live
+                yield item
             if event.kind is EventKind.SESSION_DELETED:
                 return
     finally:

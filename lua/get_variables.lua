@@ -15,12 +15,12 @@ if ARGV[2] == '1' then ub_touch(ARGV[1], ttl) end
 -- ref's id, then every id's record.
 local refs = {}
 for i = 3, #ARGV do refs[i - 2] = ARGV[i] end
-local ids = ub_chunked('HMGET', KEYS[3], refs, 1000)
+local ids = ub_chunked('HMGET', KEYS[3], refs)
 for k, ref in ipairs(refs) do
   -- A name wins over an id: a variable may well be named like another's id.
   ids[k] = ub_id_of(ref, ids[k])
 end
-local records = ub_chunked('HMGET', KEYS[2], ids, 1000)
+local records = ub_chunked('HMGET', KEYS[2], ids)
 local out = {}
 for k = 1, #refs do
   if records[k] then out[k] = {ids[k], records[k]} else out[k] = false end

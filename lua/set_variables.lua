@@ -18,9 +18,9 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return {1} end
 -- every ref's id, then every id's record, then one write of all the changed records.
 local refs = {}
 for i = 5, #ARGV, 4 do refs[#refs + 1] = ARGV[i] end
-local ids = ub_chunked('HMGET', KEYS[3], refs, 1000)
+local ids = ub_chunked('HMGET', KEYS[3], refs)
 for k, ref in ipairs(refs) do ids[k] = ub_id_of(ref, ids[k]) end
-local records = ub_chunked('HMGET', KEYS[2], ids, 1000)
+local records = ub_chunked('HMGET', KEYS[2], ids)
 
 -- A variable may appear more than once in a call: `after` holds what the earlier items left, so an
 -- expected_version is compared with the version that item replaces.
@@ -79,7 +79,7 @@ for k, item in ipairs(items) do
   end
 end
 if changed > 0 then
-  ub_chunked('HSET', KEYS[2], writes, 1000)
+  ub_chunked('HSET', KEYS[2], writes)
   out[2] = ub_commit(EVENT_UPDATED, now, changed, table.concat(parts), max_len)
 else
   ub_refresh()
