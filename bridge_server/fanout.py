@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -132,7 +133,7 @@ class EventHub:
         # watch open forever otherwise).
         self._confirm_timeout = confirm_timeout
         self._idle_seconds = idle_seconds
-        self._heard: dict[str, float] = {}  # channel -> when it last had news (loop time)
+        self._heard: dict[str, float] = {}  # channel -> when it last had news (time.monotonic)
         self._idle_timer: asyncio.Task[None] | None = None
         self._subscriptions: dict[str, set[Subscription]] = {}
         self._confirmations: dict[str, list[asyncio.Future[None]]] = {}
@@ -179,7 +180,7 @@ class EventHub:
             self._ensure_idle_timer()
             if len(watchers) > 1:
                 return None
-            self._heard[channel] = asyncio.get_running_loop().time()
+            self._heard[channel] = time.monotonic()
             confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._confirmations.setdefault(channel, []).append(confirmed)
             try:
@@ -229,10 +230,9 @@ class EventHub:
 
     async def _tell_quiet_channels(self) -> None:
         """Every half interval, tell the watchers of each channel quiet for a whole one: IDLE."""
-        loop = asyncio.get_running_loop()
         while not self._closed:
             await asyncio.sleep(self._idle_seconds / 2)
-            now = loop.time()
+            now = time.monotonic()
             for channel, watchers in self._subscriptions.items():
                 if now - self._heard.get(channel, now) >= self._idle_seconds:
                     self._heard[channel] = now
@@ -316,7 +316,7 @@ class EventHub:
         elif kind == "smessage":
             watchers = self._subscriptions.get(channel)
             if watchers:
-                self._heard[channel] = asyncio.get_running_loop().time()
+                self._heard[channel] = time.monotonic()  # not the loop's clock: a getpid() per call on 3.11
                 event = LiveEvent(message["data"])
                 for subscription in tuple(watchers):
                     subscription.deliver(event)

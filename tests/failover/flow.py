@@ -19,6 +19,7 @@ from unified_bridge import BridgeUnavailableError, VariableType, connect
 # Every SDK call's deadline; a call that fails is an unknown outcome, never a success.
 CALL_TIMEOUT = 5.0
 _POLL = 0.05
+_END = "end"  # the variable whose registration ends a test's writes
 
 
 @contextlib.contextmanager
@@ -69,6 +70,14 @@ def subscribed_on(port: int, session_id: str) -> bool:
     channel = session_keys("ub", session_id).channel.encode()
     with redis.Redis(port=port, socket_timeout=2) as client:
         return channel in client.pubsub_shardchannels()
+
+
+def end_writes(ctx: Any, watcher: Watcher, deadline: float) -> set[str]:
+    """Write the variable that ends the test (the watcher stops at it), wait for the watcher, and
+    return the names the session holds besides it."""
+    register_until_acknowledged(ctx, _END, deadline)
+    watcher.join(deadline)
+    return {variable["name"] for variable in ctx.list_variables()} - {_END}
 
 
 def register_until_acknowledged(ctx: Any, name: str, deadline: float) -> None:
@@ -179,7 +188,7 @@ class Watcher:
                     last = event.revision
                     if event.kind == "registered":
                         self.names.update(change.name for change in event.changes)
-                        if "end" in self.names:
+                        if _END in self.names:
                             return
         except BaseException as exc:
             self.error = exc
@@ -192,8 +201,8 @@ class Watcher:
         """The watcher's view is the session as it ended, and it never skipped a revision."""
         assert self.error is None, repr(self.error)
         assert not self.gaps, f"silent gaps in the change stream: {self.gaps}"
-        assert self.names - {"end"} == final, (
-            f"the watcher believes in {sorted(self.names - final - {'end'})} "
+        assert self.names - {_END} == final, (
+            f"the watcher believes in {sorted(self.names - final - {_END})} "
             f"and missed {sorted(final - self.names)}"
         )
 

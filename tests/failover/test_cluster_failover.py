@@ -21,9 +21,9 @@ from bridge_server.testing import FrontendProcess, RedisServer
 from tests.failover.flow import (
     FailoverWrites,
     Watcher,
+    end_writes,
     poll,
     readiness,
-    register_until_acknowledged,
     replication_offsets,
     subscribed_on,
     uncached_session,
@@ -87,9 +87,7 @@ def test_a_cluster_failover_loses_no_write_the_replica_had(session_id: str) -> N
             poll(lambda: readiness(frontend.target) == "SERVING", "readiness to be SERVING", DEADLINE)
         finally:
             writes.stop()
-        register_until_acknowledged(ctx, "end", DEADLINE)
-        watcher.join(DEADLINE)
-        final = {variable["name"] for variable in ctx.list_variables()} - {"end"}
+        final = end_writes(ctx, watcher, DEADLINE)
 
     assert not writes.unexpected, writes.unexpected
     assert writes.unknown, "no call failed while the primary was down: the kill was not under writes"

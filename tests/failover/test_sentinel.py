@@ -20,9 +20,9 @@ from bridge_server.testing import FrontendProcess
 from tests.failover.flow import (
     FailoverWrites,
     Watcher,
+    end_writes,
     poll,
     readiness,
-    register_until_acknowledged,
     replication_offsets,
     subscribed_on,
     uncached_session,
@@ -96,9 +96,7 @@ def test_a_sentinel_failover_loses_no_acknowledged_write(
             poll(lambda: readiness(frontend.target) == "SERVING", "readiness to be SERVING", DEADLINE)
         finally:
             writes.stop()
-        register_until_acknowledged(ctx, "end", DEADLINE)
-        watcher.join(DEADLINE)
-        final = {variable["name"] for variable in ctx.list_variables()} - {"end"}
+        final = end_writes(ctx, watcher, DEADLINE)
 
     assert not writes.unexpected, writes.unexpected
     lost = writes.acknowledged - final
@@ -135,9 +133,7 @@ def test_without_wait_a_failover_loses_only_what_the_replica_lacked(tmp_path, se
             poll(lambda: readiness(frontend.target) == "SERVING", "readiness to be SERVING", DEADLINE)
         finally:
             writes.stop()
-        register_until_acknowledged(ctx, "end", DEADLINE)
-        watcher.join(DEADLINE)
-        final = {variable["name"] for variable in ctx.list_variables()} - {"end"}
+        final = end_writes(ctx, watcher, DEADLINE)
 
     assert not writes.unexpected, writes.unexpected
     assert writes.unknown, "no call failed while the master was down: the kill was not under writes"
