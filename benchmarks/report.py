@@ -433,25 +433,53 @@ def frontend_floor_text(results: dict[str, Any]) -> str:
     if not rows:
         return ""
     section = results["frontend_floor"]
+    extras = "\n".join(frontend_floor_lines(section))
     return (
-        f"{text_table(FLOOR_HEADERS, rows)}\n{frontend_floor_throughput(section)}\n(medians and ranges "
+        f"{text_table(FLOOR_HEADERS, rows)}\n{extras}\n(medians and ranges "
         f"over {section['rounds']} interleaved rounds of {section['n']} calls; no watch stream attached)"
     )
 
 
-def frontend_floor_throughput(section: dict[str, Any]) -> str:
-    """One line: GetVariable throughput of the frontend against the floor server at N callers."""
-    figures = section.get("get_throughput")
-    if not figures:
-        return ""
-    share = figures["share_of_floor"]
-    met = "met" if share["median"] >= 0.85 else "MISSED"
-    return (
-        f"GetVariable throughput, {figures['callers']} callers: frontend "
-        f"{figures['frontend_ops_per_s']['median']:.0f}/s, "
-        f"floor {figures['floor_ops_per_s']['median']:.0f}/s, "
-        f"share {share['median']:.0%} ({share['min']:.0%}-{share['max']:.0%}); target >= 85 %: {met}"
-    )
+def frontend_floor_lines(section: dict[str, Any]) -> list[str]:
+    """GetVariable at N callers (throughput and CPU per call of callers, server and Redis), paced,
+    and the SDK's uncached get against the raw stub: one line each, frontend against floor."""
+    lines = []
+    if figures := section.get("get_throughput"):
+        share = figures["share_of_floor"]
+        met = "met" if share["median"] >= 0.85 else "MISSED"
+        lines.append(
+            f"GetVariable throughput, {figures['callers']} callers: frontend "
+            f"{figures['frontend_ops_per_s']['median']:.0f}/s, "
+            f"floor {figures['floor_ops_per_s']['median']:.0f}/s, "
+            f"share {share['median']:.0%} ({share['min']:.0%}-{share['max']:.0%}); target >= 85 %: {met}"
+        )
+        cpu = [
+            f"{label} {figures['frontend_' + key]['median']:.0f} vs "
+            f"{figures['floor_' + key]['median']:.0f} us"
+            for label, key in (
+                ("callers", "caller_cpu_us"),
+                ("server", "server_cpu_us"),
+                ("Redis", "redis_cpu_us"),
+            )
+            if f"frontend_{key}" in figures
+        ]
+        if cpu:
+            lines.append("  CPU per call at that load, frontend vs floor: " + ", ".join(cpu))
+    if paced := section.get("get_paced"):
+        ratio = paced["p50_ratio_to_floor"]
+        lines.append(
+            f"GetVariable paced (one call every {paced['gap_ms']:.0f} ms): frontend p50 "
+            f"{paced['frontend_p50_us']['median']:.0f} us, floor {paced['floor_p50_us']['median']:.0f} us, "
+            f"ratio {ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})"
+        )
+    if sdk := section.get("sdk_get"):
+        ratio = sdk["p50_ratio_to_raw"]
+        lines.append(
+            f"SDK get (cache off), in the same shuffle: p50 {sdk['p50_us']['median']:.0f} us, "
+            f"{ratio['median']:.2f}x the raw stub ({ratio['min']:.2f}-{ratio['max']:.2f}), "
+            f"client CPU {sdk['client_cpu_us']['median']:.0f} us per call"
+        )
+    return lines
 
 
 DSPY_HEADERS = ["figure", "avg", "p50", "p99", "max", "target"]
@@ -528,8 +556,7 @@ def markdown_report(results: dict[str, Any], plots: list[str]) -> str:
             "",
             markdown_table(FLOOR_HEADERS, floor_rows),
             "",
-            frontend_floor_throughput(results["frontend_floor"]),
-            "",
+            *(f"{line}\n" for line in frontend_floor_lines(results["frontend_floor"])),
         ]
     if local_rows := local_first_rows(results):
         lines += _local_first_section(results["local_first"], local_rows)
