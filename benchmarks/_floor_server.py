@@ -66,10 +66,11 @@ class FloorServicer:
         encoded = encode_value(VariableType.INTEGER, request.value.integer_value)
         reply = await self._scripts.set_variables(
             self._keys,
-            SetVariablesArgs(int(time.time() * 1000), 1, self._log_length, self._event_budget),
+            # No touch: the frontend refreshes a session's TTL only when due, not on every write.
+            SetVariablesArgs(int(time.time() * 1000), 1, self._log_length, self._event_budget, 0),
             [FLOOR_VARIABLE, self._id, "", encoded],
         )
-        revision, _status, version = reply.values[0], reply.values[1], reply.values[2]
+        revision, _ttl, _status, version = reply.values[:4]
         return pb.SetVariableResponse(id=self._id, version=int(version), revision=int(revision))
 
 

@@ -1,9 +1,11 @@
-"""When this frontend last refreshed each session's TTL, so that reads refresh it only now and then.
+"""When this frontend last refreshed each session's TTL, so that reads and updates refresh it only
+now and then.
 
-Every mutation, heartbeat and watcher refreshes a session's TTL anyway. A read refreshes it only
-when the last refresh seen by this frontend is older than `min(refresh_seconds, ttl / 4)`: a
-session that is read keeps living, and a read is not a write (under `appendfsync always` every write
-is a disk flush). Forgetting this state costs one extra refresh, never a lost session: it is a hint.
+Registrations, deletions, imports and heartbeats refresh a session's TTL every time. A read, an
+update or a watcher's check refreshes it only when the last refresh seen by this frontend is older
+than `min(refresh_seconds, ttl / 4)`: a session in use keeps living, a read is not a write (under
+`appendfsync always` every write is a disk flush), and an update writes only what it changes.
+Forgetting this state costs one extra refresh, never a lost session: it is a hint.
 """
 
 from __future__ import annotations

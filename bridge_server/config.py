@@ -252,7 +252,7 @@ HELP: Final[Mapping[str, str]] = MappingProxyType(
         "log_format": "text (for people) or json (one object per line)",
         "metrics_port": "port of Prometheus /metrics over HTTP; 0: off",
         "default_ttl_seconds": "TTL of a session created without one",
-        "activity_refresh_seconds": "reads refresh a TTL at most this often (and at least 4 times per TTL)",
+        "activity_refresh_seconds": "reads and updates refresh a TTL at most this often (and 4 times a TTL)",
         "max_ttl_seconds": "the longest TTL a session may ask for",
         "max_value_bytes": "encoded size of one value",
         "max_variables_per_session": "variables one session may hold",

@@ -117,6 +117,7 @@ class SetVariablesArgs(NamedTuple):
     atomic: int  # 0|1
     log_max_len: int
     event_value_budget: int  # value bytes the event may carry; values past it are omitted ("read it")
+    touch: int  # 0|1: refresh last_active and the TTL (when the frontend finds a refresh due)
 
 
 class DeleteVariableArgs(NamedTuple):

@@ -76,11 +76,13 @@ local function ub_touch(now, ttl)
   redis.call('HSET', KEYS[1], 'last_active', now)
   return ub_refresh(ttl)
 end
--- The end of a mutation: next revision, last_active, the event to the log and the channel, TTLs.
-local function ub_commit(kind, now, count, body, max_len)
+-- The end of a mutation: next revision, the event to the log and the channel, last_active and TTLs.
+-- `ttl`: the session's TTL when the caller read it already, false when no refresh is due (the
+-- frontend decides, as for reads), nil to read it here and refresh.
+local function ub_commit(kind, now, count, body, max_len, ttl)
   local rev = redis.call('HINCRBY', KEYS[1], 'revision', 1)
   ub_emit(ub_event(kind, rev, now, count, body), rev, max_len)
-  ub_touch(now)
+  if ttl ~= false then ub_touch(now, ttl) end
   return rev
 end
 -- redis.call(command, key, args...) over the list `args`, a thousand values per call (an even

@@ -482,19 +482,29 @@ class VariableStore:
     async def _run_set_script(
         self, session_id: str, pending: Sequence[tuple[int, str, Definition, bytes, int | None]], atomic: bool
     ) -> list[Any]:
-        """{revision or 0, then per item: status, detail} (see SET_VARIABLES in contracts.py)."""
+        """{revision or 0, then per item: status, detail} (see SET_VARIABLES in contracts.py).
+
+        A write marks the session active and refreshes its TTL only when this frontend finds a
+        refresh due, as a read does: most updates skip seven Redis calls."""
         items: list[Any] = []
         for _, ref, definition, encoded, expected_version in pending:
             items += [ref, definition.id, "" if expected_version is None else expected_version, encoded]
+        touch = self._activity.due(session_id)
         reply = await self._scripts.set_variables(
             self.keys(session_id),
             SetVariablesArgs(
-                _now_ms(), 1 if atomic else 0, self._settings.change_log_length, self._event_value_budget
+                _now_ms(),
+                1 if atomic else 0,
+                self._settings.change_log_length,
+                self._event_value_budget,
+                int(touch),
             ),
             items,
         )
         values = reply.result(Context(session_id))
-        self._activity.refreshed(session_id)
+        if touch:
+            self._activity.refreshed(session_id, int(values[1]))
+        del values[1]  # the TTL
         return values
 
     def _outcomes(

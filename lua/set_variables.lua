@@ -3,21 +3,25 @@
 -- Contract: SET_VARIABLES (statuses SetVariablesStatus, SetItemStatus) in bridge_server/contracts.py;
 -- prelude: bridge_server/scripts.py.
 -- KEYS: session, vars, names, log, channel
--- ARGV: now_ms, atomic (0|1), log_max_len, event_value_budget, then per item 4 values:
+-- ARGV: now_ms, atomic (0|1), log_max_len, event_value_budget, touch (0|1: refresh last_active and
+--       the TTL, when the frontend finds it due), then per item 4 values:
 --       ref, expected_id (the definition the frontend validated against), expected_version or '', value_blob
--- Returns: {1} no session; else {0, revision_or_0, then per item: status, detail}
+-- Returns: {1} no session; else {0, revision_or_0, ttl, then per item: status, detail}
 --   status 0 ok (detail = new version), 1 not found, 2 definition changed (detail = current id),
 --   3 version conflict (detail = current version).
 local now, atomic, max_len = ARGV[1], ARGV[2] == '1', ARGV[3]
 -- The event carries values while they fit in the budget (a watcher's message limit); past it, a
 -- change says only "version n exists" and watchers read the value if they need it.
 local budget = tonumber(ARGV[4])
-if redis.call('EXISTS', KEYS[1]) == 0 then return {1} end
+-- The session's TTL: read anyway for a refresh, and its absence says there is no session.
+local ttl = redis.call('HGET', KEYS[1], 'ttl')
+if not ttl then return {1} end
+local touch = ARGV[5] == '1'
 
 -- Three calls whatever the batch's size (a call from Lua costs more than the fields it touches):
 -- every ref's id, then every id's record, then one write of all the changed records.
 local refs = {}
-for i = 5, #ARGV, 4 do refs[#refs + 1] = ARGV[i] end
+for i = 6, #ARGV, 4 do refs[#refs + 1] = ARGV[i] end
 local ids = ub_chunked('HMGET', KEYS[3], refs)
 for k, ref in ipairs(refs) do ids[k] = ub_id_of(ref, ids[k]) end
 local records = ub_chunked('HMGET', KEYS[2], ids)
@@ -26,7 +30,7 @@ local records = ub_chunked('HMGET', KEYS[2], ids)
 -- expected_version is compared with the version that item replaces.
 local items, statuses, failed, after = {}, {}, false, {}
 for k = 1, #refs do
-  local i = 4 * k + 1
+  local i = 4 * k + 2
   local id, expected_id, expected_version = ids[k], ARGV[i + 1], ARGV[i + 2]
   local about = after[id]
   if not about then
@@ -55,7 +59,7 @@ for k = 1, #refs do
   statuses[k] = {status, detail}
 end
 
-local out = {0, 0}
+local out = {0, 0, tonumber(ttl)}
 if atomic and failed then
   for _, s in ipairs(statuses) do out[#out + 1] = s[1]; out[#out + 1] = s[2] end
   return out
@@ -80,9 +84,9 @@ for k, item in ipairs(items) do
 end
 if changed > 0 then
   ub_chunked('HSET', KEYS[2], writes)
-  out[2] = ub_commit(EVENT_UPDATED, now, changed, table.concat(parts), max_len)
-else
-  ub_refresh()
+  out[2] = ub_commit(EVENT_UPDATED, now, changed, table.concat(parts), max_len, touch and ttl)
+elseif touch then
+  ub_refresh(ttl)
 end
 for _, s in ipairs(statuses) do out[#out + 1] = s[1]; out[#out + 1] = s[2] end
 return out

@@ -20,7 +20,7 @@ def _calls(client: redis.Redis, command: str) -> int:
 
 
 @pytest.mark.real_redis
-def test_repeated_reads_write_nothing_until_a_refresh_is_due(
+def test_repeated_reads_and_writes_refresh_nothing_until_a_refresh_is_due(
     redis_process_factory, frontend_factory, session_id
 ):
     redis_server = redis_process_factory()
@@ -34,10 +34,33 @@ def test_repeated_reads_write_nothing_until_a_refresh_is_due(
             stub.GetVariable(pb.GetVariableRequest(session_id=session_id, name_or_id="x"))
         # Creating the session just refreshed its TTL (and told the frontend what it is).
         assert (_calls(client, "expire"), _calls(client, "hset")) == (0, 0)
-        stub.SetVariable(
-            pb.SetVariableRequest(session_id=session_id, name_or_id="x", value=pb.Value(integer_value=1))
-        )
-        assert _calls(client, "expire") == 4  # commands inside scripts are counted: a write refreshes
+        for value in range(1, 51):
+            stub.SetVariable(
+                pb.SetVariableRequest(
+                    session_id=session_id, name_or_id="x", value=pb.Value(integer_value=value)
+                )
+            )
+        # Commands inside scripts are counted: each write is one HSET (its record), no refresh.
+        assert (_calls(client, "expire"), _calls(client, "hset")) == (0, 50)
+        assert stub.GetVariable(pb.GetVariableRequest(session_id=session_id, name_or_id="x")).version == 50
+
+
+def test_writes_alone_keep_a_short_lived_session_alive(frontend_factory, session_id):
+    frontend = frontend_factory()
+    with grpc.insecure_channel(frontend.target) as channel:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id, ttl_seconds=2)
+        register_int(stub, session_id, "x")
+        deadline, value = time.monotonic() + 3.5, 0  # well past the 2 s TTL
+        while time.monotonic() < deadline:
+            value += 1
+            stub.SetVariable(
+                pb.SetVariableRequest(
+                    session_id=session_id, name_or_id="x", value=pb.Value(integer_value=value)
+                )
+            )
+            time.sleep(0.1)
+        assert stub.GetSession(pb.GetSessionRequest(session_id=session_id)).variable_count == 1
 
 
 def test_reads_alone_keep_a_short_lived_session_alive(frontend_factory, session_id):
