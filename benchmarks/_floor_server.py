@@ -67,7 +67,7 @@ class FloorServicer:
         reply = await self._scripts.set_variables(
             self._keys,
             # No touch: the frontend refreshes a session's TTL only when due, not on every write.
-            SetVariablesArgs(int(time.time() * 1000), 1, self._log_length, self._event_budget, 0),
+            SetVariablesArgs(int(time.time() * 1000), 1, self._log_length, self._event_budget, 0, ""),
             [FLOOR_VARIABLE, self._id, "", encoded],
         )
         revision, _ttl, _status, version = reply.values[:4]

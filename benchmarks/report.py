@@ -200,6 +200,8 @@ def _other_rows(results: dict[str, Any], floors: _Floors) -> list[list[str]]:
         )
     if (fanout := results.get("fanout")) and "watchers" in fanout:
         rows += _fanout_rows(fanout["watchers"])
+    if (own := results.get("own_writes")) and own.get("cpu_measured"):
+        rows += _own_writes_rows(own["variants"])
     if footprint := results.get("footprint"):
         per_var = footprint["redis_bytes_per_variable"]
         rss = footprint["rss_per_watch_stream_kib"]
@@ -230,6 +232,26 @@ def _other_rows(results: dict[str, Any], floors: _Floors) -> list[list[str]]:
                 f"{rss:.1f} KiB" if rss is not None else _NOT_MEASURED,
                 "",
                 "",
+                "",
+            ]
+        )
+    return rows
+
+
+def _own_writes_rows(variants: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Frontend CPU per SDK update with the cache on, against cache off, with and without the
+    writer token that spares the context's stream its own events."""
+    off = variants["cache off"]["frontend_cpu_us"]
+    rows = []
+    for variant, what in (("cache on", "own events listed"), ("sent back", "own events sent back")):
+        row = variants[variant]
+        ratio = row["frontend_cpu_vs_cache_off"]
+        rows.append(
+            [
+                f"SDK update, cache on ({what}): frontend CPU",
+                f"{row['frontend_cpu_us']:.0f} us",
+                f"p50 {format_us(row['p50_us'])}",
+                f"{ratio['median']:.2f}x of cache off ({off:.0f} us), {ratio['min']:.2f}-{ratio['max']:.2f}",
                 "",
             ]
         )

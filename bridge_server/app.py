@@ -67,7 +67,11 @@ class BridgeServer:
             settings.max_watch_queue, settings.max_watch_queue_bytes, settings.max_watch_buffer_bytes
         )
         self.hub = EventHub(
-            self.redis, budget, settings.redis_timeout_seconds, settings.watch_idle_check_seconds
+            self.redis,
+            budget,
+            settings.redis_timeout_seconds,
+            settings.watch_idle_check_seconds,
+            settings.watch_own_writes_flush_seconds,
         )
         self.metrics = Metrics()
         self.metrics.follow_watch_queues(lambda: (budget.total_bytes, budget.overflows))

@@ -88,6 +88,9 @@ class Settings:
     max_watch_streams: int = 10_000
     max_watch_streams_per_connection: int = 1000
     watch_idle_check_seconds: float = 5.0
+    # A watcher's own writes (its writer token) are not sent one by one: the next message lists them,
+    # or one message within this delay. 0: they are sent in full like any other.
+    watch_own_writes_flush_seconds: float = 0.02
     health_check_interval_seconds: float = 1.0
     redis_timeout_seconds: float = 5.0
     # Connections to Redis per frontend (per node on a cluster); past it, commands wait for one.
@@ -274,6 +277,9 @@ HELP: Final[Mapping[str, str]] = MappingProxyType(
         "max_watch_streams": "open watch streams per frontend; past it RESOURCE_EXHAUSTED",
         "max_watch_streams_per_connection": "watch streams per client connection; past it RESOURCE_EXHAUSTED",
         "watch_idle_check_seconds": "a quiet watch stream checks its session this often",
+        "watch_own_writes_flush_seconds": (
+            "a watcher's own writes ride on its next message, or go alone within this (0: sent in full)"
+        ),
         "health_check_interval_seconds": "how often readiness pings Redis",
         "redis_timeout_seconds": "a Redis command (or wait for a connection) slower than this is UNAVAILABLE",
         "redis_max_connections": "Redis connections per frontend (per cluster node); past it commands wait",

@@ -118,6 +118,7 @@ class SetVariablesArgs(NamedTuple):
     log_max_len: int
     event_value_budget: int  # value bytes the event may carry; values past it are omitted ("read it")
     touch: int  # 0|1: refresh last_active and the TTL (when the frontend finds a refresh due)
+    writer: str  # the writing context's token, carried by the channel's copy of the event ('' none)
 
 
 class DeleteVariableArgs(NamedTuple):

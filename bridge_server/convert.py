@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -24,6 +25,7 @@ __all__ = [
     "event_to_proto",
     "import_digest",
     "imported_variable_from_proto",
+    "own_writes_to_proto",
     "session_to_proto",
     "timestamp",
     "variable_to_proto",
@@ -114,6 +116,21 @@ def event_to_proto(event: ChangeEvent) -> pb.WatchEvent:
     )
     if event.time_ms:
         message.time.FromMilliseconds(event.time_ms)
+    return message
+
+
+def own_writes_to_proto(writes: Sequence[ChangeEvent], alone: bool) -> pb.WatchEvent:
+    """A message listing ``writes`` (ids and versions, no values): of kind OWN_WRITES when it goes
+    ``alone``, else with nothing but `own_writes`, to be sent in front of another event's bytes
+    (protobuf parses the two as one message, and no field of this one may override the other's)."""
+    message = pb.WatchEvent()
+    if alone:
+        message.revision, message.kind = writes[-1].revision, pb.EVENT_KIND_OWN_WRITES
+    for write in writes:
+        listed = message.own_writes.add(revision=write.revision)
+        listed.time.FromMilliseconds(write.time_ms)
+        for change in write.changes:
+            listed.changes.add(id=change.id, name=change.name, version=change.version)
     return message
 
 

@@ -2,7 +2,7 @@
 
 The scripts cannot encode msgpack (fakeredis's Lua has no cmsgpack), so an event is plain bytes:
 
-    event  := "UB1" SP revision SP kind SP time_ms SP count "\\n" change*
+    event  := "UB1" SP revision SP kind SP time_ms SP count [SP writer] "\\n" change*
     change := version SP id SP name SP type SP value_length "\\n" value_bytes
 
 `value_length` is -1 for a deletion and -2 for a change whose value the event does not carry (the
@@ -10,7 +10,9 @@ variable exists at that version: read it; a large import lists its variables thi
 cases no value bytes follow. Ids and names never hold a space or a
 newline (see `unified_bridge.types.NAME_PATTERN`), and value bytes are length-prefixed, so the
 layout parses without ambiguity. The type travels with each change so that a replayed value
-decodes even after its variable was deleted. The same bytes go to the change log and to the live channel.
+decodes even after its variable was deleted. The same bytes go to the change log and to the live
+channel, except `writer`: the token of the context that made the write, on the channel's copy only
+(its own watch stream is not sent the event in full, see `bridge_server.watch`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class EventKind(enum.IntEnum):
     HISTORY_GONE = pb.EVENT_KIND_HISTORY_GONE
     CAUGHT_UP = pb.EVENT_KIND_CAUGHT_UP
     IMPORTED = pb.EVENT_KIND_IMPORTED
+    OWN_WRITES = pb.EVENT_KIND_OWN_WRITES
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,13 +69,15 @@ class ChangeEvent:
     kind: EventKind
     time_ms: int
     changes: tuple[VariableChange, ...] = ()
+    # The writing context's token, on a live event only: not part of what the write was.
+    writer: str = dataclasses.field(default="", compare=False)
 
 
 def decode_event(data: bytes) -> ChangeEvent:
     """Parse one event; raises ValueError on bytes that are not an event."""
     end = data.index(b"\n")
-    magic, revision, kind, time_ms, count = data[:end].split(b" ")
-    if magic != EVENT_MAGIC:
+    magic, revision, kind, time_ms, count, *writer = data[:end].split(b" ")
+    if magic != EVENT_MAGIC or len(writer) > 1:
         raise ValueError(f"not a change event: {data[:16]!r}")
     position = end + 1
     changes = []
@@ -88,7 +93,13 @@ def decode_event(data: bytes) -> ChangeEvent:
             value = bytes(data[position : position + size])
             position += size
         changes.append(VariableChange(var_id.decode(), name.decode(), var_type.decode(), int(version), value))
-    return ChangeEvent(int(revision), EventKind(int(kind)), int(time_ms), tuple(changes))
+    return ChangeEvent(
+        int(revision),
+        EventKind(int(kind)),
+        int(time_ms),
+        tuple(changes),
+        writer[0].decode() if writer else "",
+    )
 
 
 class LiveEvent:

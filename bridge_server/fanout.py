@@ -31,7 +31,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bridge_server.events import LiveEvent
 
-__all__ = ["END_OF_STREAM", "IDLE", "RESYNC", "Delivery", "EventHub", "QueueBudget", "Subscription"]
+__all__ = [
+    "END_OF_STREAM",
+    "IDLE",
+    "OWN_WRITES_DUE",
+    "RESYNC",
+    "Delivery",
+    "EventHub",
+    "QueueBudget",
+    "Subscription",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +50,8 @@ RESYNC: Final = b""
 END_OF_STREAM: Final = b"\x00end"
 # Queued when the channel has been quiet for the idle check interval: check the session.
 IDLE: Final = b"\x00idle"
+# Queued when the watcher's own writes, held back, are due to be listed (`Subscription.flush_soon`).
+OWN_WRITES_DUE: Final = b"\x00own"
 
 #: What a watcher's queue holds: an event of its channel, or one of the markers above.
 Delivery = LiveEvent | bytes
@@ -73,11 +84,24 @@ class Subscription:
     slower, nothing is lost).
     """
 
-    def __init__(self, channel: str, budget: QueueBudget) -> None:
+    def __init__(self, channel: str, budget: QueueBudget, own_writes_flush: float = 0.0) -> None:
         self.channel = channel
         self.queue: asyncio.Queue[Delivery] = asyncio.Queue()
         self._budget = budget
         self._bytes = 0
+        #: How long the watcher's own writes may wait for a message to ride on (0: not held back).
+        self.own_writes_flush = own_writes_flush
+        self._flush: asyncio.TimerHandle | None = None
+
+    def flush_soon(self) -> None:
+        """The watcher holds back its own writes: queue OWN_WRITES_DUE within the flush delay (one
+        timer at a time, however many writes it holds)."""
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(self.own_writes_flush, self._flush_due)
+
+    def _flush_due(self) -> None:
+        self._flush = None
+        self.queue.put_nowait(OWN_WRITES_DUE)
 
     def deliver(self, item: Delivery) -> None:
         if item is IDLE and not self.queue.empty():
@@ -114,6 +138,9 @@ class Subscription:
 
     def release(self) -> None:
         """The watcher is gone: what it had queued no longer counts."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
         self._drop_queued()
 
 
@@ -125,10 +152,16 @@ def _size(item: Delivery) -> int:
 
 class EventHub:
     def __init__(
-        self, redis: Any, budget: QueueBudget, confirm_timeout: float = 5.0, idle_seconds: float = 5.0
+        self,
+        redis: Any,
+        budget: QueueBudget,
+        confirm_timeout: float = 5.0,
+        idle_seconds: float = 5.0,
+        own_writes_flush: float = 0.0,
     ) -> None:
         self._pubsub = redis.pubsub()
         self.budget = budget
+        self._own_writes_flush = own_writes_flush
         # How long a new subscription waits for Redis to confirm it (a stalled Redis would hold a
         # watch open forever otherwise).
         self._confirm_timeout = confirm_timeout
@@ -147,7 +180,7 @@ class EventHub:
         A subscription sent while the connection is being lost or re-made is tried again until the
         confirmation timeout; past it the call fails as Redis being unreachable (UNAVAILABLE).
         """
-        subscription = Subscription(channel, self.budget)
+        subscription = Subscription(channel, self.budget, self._own_writes_flush)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._confirm_timeout
         failures = 0

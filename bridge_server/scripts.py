@@ -40,17 +40,20 @@ local function ub_change(version, id, name, var_type, value)
   end
   return version .. ' ' .. id .. ' ' .. name .. ' ' .. var_type .. ' ' .. value .. '\\n'
 end
--- A whole event: header, then `body` (the concatenated changes, `count` of them).
-local function ub_event(kind, rev, now, count, body)
-  return table.concat({EVENT_MAGIC, ' ', rev, ' ', kind, ' ', now, ' ', count, '\\n', body})
+-- A whole event: header, then `body` (the concatenated changes, `count` of them). `writer`, when
+-- given, ends the header: the token of the context that wrote it (live channel only, never logged).
+local function ub_event(kind, rev, now, count, body, writer)
+  local tail = writer and (' ' .. writer .. '\\n') or '\\n'
+  return table.concat({EVENT_MAGIC, ' ', rev, ' ', kind, ' ', now, ' ', count, tail, body})
 end
--- Append to the change log (stream id = revision) and publish live. The log keeps at most
--- `max_len` events and LOG_MAX_BYTES bytes of them (the session hash's `log_bytes` counts them):
--- past either, the oldest go (never the one just added).
-local function ub_emit(event, rev, max_len)
+-- Append to the change log (stream id = revision) and publish live (`published`, when the channel
+-- gets other bytes than the log). The log keeps at most `max_len` events and LOG_MAX_BYTES bytes of
+-- them (the session hash's `log_bytes` counts them): past either, the oldest go (never the one just
+-- added).
+local function ub_emit(event, rev, max_len, published)
   local id = rev .. '-0'
   redis.call('XADD', KEYS[4], id, 'e', event)
-  redis.call('SPUBLISH', KEYS[5], event)
+  redis.call('SPUBLISH', KEYS[5], published or event)
   local bytes = redis.call('HINCRBY', KEYS[1], 'log_bytes', #event)
   local length = redis.call('XLEN', KEYS[4])
   max_len = tonumber(max_len)
@@ -78,10 +81,13 @@ local function ub_touch(now, ttl)
 end
 -- The end of a mutation: next revision, the event to the log and the channel, last_active and TTLs.
 -- `ttl`: the session's TTL when the caller read it already, false when no refresh is due (the
--- frontend decides, as for reads), nil to read it here and refresh.
-local function ub_commit(kind, now, count, body, max_len, ttl)
+-- frontend decides, as for reads), nil to read it here and refresh. `writer`: the writing context's
+-- token ('' or nil: none), which the channel's copy of the event carries.
+local function ub_commit(kind, now, count, body, max_len, ttl, writer)
   local rev = redis.call('HINCRBY', KEYS[1], 'revision', 1)
-  ub_emit(ub_event(kind, rev, now, count, body), rev, max_len)
+  local published = nil
+  if writer and writer ~= '' then published = ub_event(kind, rev, now, count, body, writer) end
+  ub_emit(ub_event(kind, rev, now, count, body), rev, max_len, published)
   if ttl ~= false then ub_touch(now, ttl) end
   return rev
 end

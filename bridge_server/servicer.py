@@ -21,17 +21,19 @@ from bridge_server.convert import (
     event_to_proto,
     import_digest,
     imported_variable_from_proto,
+    own_writes_to_proto,
     session_to_proto,
     variable_to_proto,
 )
 from bridge_server.errors import Status, status_for
-from bridge_server.events import LiveEvent
+from bridge_server.events import ChangeEvent, LiveEvent
 from bridge_server.fanout import EventHub
 from bridge_server.handlers import Rejected
 from bridge_server.metrics import Metrics
 from bridge_server.store import ValueReader, VariableStore
 from bridge_server.stream_limits import StreamSlots
-from bridge_server.watch import watch_session
+from bridge_server.watch import OwnWrites, watch_session
+from unified_bridge._rules import check_writer
 from unified_bridge.errors import (
     CURRENT_VERSION_METADATA_KEY,
     ERROR_METADATA_KEY,
@@ -98,6 +100,16 @@ def _what_fits(variables: list[pb.Variable], budget: int) -> int:
         if used > budget and count > 0:
             return count
     return len(variables)
+
+
+def _event_bytes(event: ChangeEvent | LiveEvent) -> bytes:
+    """An event's message bytes; a live event's are made by the first of the session's watchers
+    here, and the others send the same bytes."""
+    if isinstance(event, LiveEvent):
+        if event.wire is None:
+            event.wire = event_to_proto(event.event).SerializeToString()
+        return event.wire
+    return event_to_proto(event).SerializeToString()
 
 
 def _value_reader(message: pb.Value) -> ValueReader:
@@ -228,7 +240,10 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
             raise ValidationError("value is required")
         expected = request.expected_version if request.HasField("expected_version") else None
         outcomes, revision = await self._store.set_many(
-            request.session_id, [(request.name_or_id, _value_reader(request.value), expected)], atomic=True
+            request.session_id,
+            [(request.name_or_id, _value_reader(request.value), expected)],
+            atomic=True,
+            writer=request.writer,
         )
         return pb.SetVariableResponse(id=outcomes[0].id, version=outcomes[0].version, revision=revision)
 
@@ -242,7 +257,9 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
                 raise ValidationError(f"value is required for {update.name_or_id or 'an update'}")
             expected = update.expected_version if update.HasField("expected_version") else None
             updates.append((update.name_or_id, _value_reader(update.value), expected))
-        outcomes, revision = await self._store.set_many(request.session_id, updates, atomic=request.atomic)
+        outcomes, revision = await self._store.set_many(
+            request.session_id, updates, atomic=request.atomic, writer=request.writer
+        )
         response = pb.SetVariablesResponse(revision=revision)
         add = response.results.add  # built in place: a message passed in would be copied
         for outcome in outcomes:
@@ -300,15 +317,19 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
                 request.from_revision,
                 request.from_now,
                 checked_time,
+                check_writer(request.writer),
             )
             async for event in events:
-                if isinstance(event, LiveEvent):
-                    # Encoded by the first of the session's watchers here; the others send the bytes.
-                    if event.wire is None:
-                        event.wire = event_to_proto(event.event).SerializeToString()
-                    yield event.wire
+                if isinstance(event, OwnWrites):
+                    # The own writes' field, then the message they ride on: protobuf parses the
+                    # concatenation as one message, so a shared event's bytes stay shared.
+                    if event.then is None:
+                        yield own_writes_to_proto(event.writes, alone=True)
+                    else:
+                        listed = own_writes_to_proto(event.writes, alone=False).SerializeToString()
+                        yield listed + _event_bytes(event.then)
                 else:
-                    yield event_to_proto(event)
+                    yield _event_bytes(event)
         except Exception as exc:
             status = status_for(exc)
             code = status.code

@@ -51,6 +51,7 @@ from unified_bridge._rules import (
     batch_too_large,
     check_not_id_like,
     check_ref,
+    check_writer,
     in_atomic_batch,
     name_matcher,
 )
@@ -370,13 +371,16 @@ class VariableStore:
         session_id: str,
         updates: Sequence[tuple[str, ValueReader, int | None]],
         atomic: bool,
+        writer: str = "",
     ) -> tuple[list[UpdateOutcome], int]:
         """Apply (ref, value, expected_version) updates; returns per-item outcomes and the revision.
 
         Atomic: the first failing item raises its error and nothing changes. Otherwise each item
-        succeeds or fails on its own, and the outcomes say which.
+        succeeds or fails on its own, and the outcomes say which. ``writer``: the writing context's
+        token, which the live copy of the event carries (its own watch stream is spared the event).
         """
         session_id = self.checked_session_id(session_id)
+        writer = check_writer(writer)
         self._check_batch_size(len(updates))
         if not updates:
             return [], await self._current_revision(session_id)
@@ -404,7 +408,7 @@ class VariableStore:
                 pending.append((index, ref, definition, encoded, expected_version))
             if not pending:
                 return [o for o in outcomes if o is not None], await self._current_revision(session_id)
-            reply = await self._run_set_script(session_id, pending, atomic)
+            reply = await self._run_set_script(session_id, pending, atomic, writer)
             stale = [
                 ref
                 for (_, ref, _, _, _), status in zip(pending, reply[1::2], strict=True)
@@ -480,7 +484,11 @@ class VariableStore:
     # -- helpers --------------------------------------------------------------------------------
 
     async def _run_set_script(
-        self, session_id: str, pending: Sequence[tuple[int, str, Definition, bytes, int | None]], atomic: bool
+        self,
+        session_id: str,
+        pending: Sequence[tuple[int, str, Definition, bytes, int | None]],
+        atomic: bool,
+        writer: str,
     ) -> list[Any]:
         """{revision or 0, then per item: status, detail} (see SET_VARIABLES in contracts.py).
 
@@ -498,6 +506,7 @@ class VariableStore:
                 self._settings.change_log_length,
                 self._event_value_budget,
                 int(touch),
+                writer,
             ),
             items,
         )

@@ -11,23 +11,29 @@ old master published it, and the new master, which never got it, reached that nu
 write. The watcher remembers the last change it sent; when the same revision arrives with other
 content, or the log holds other content there when live delivery was interrupted, the watcher gets
 HISTORY_GONE (its view held a write that is gone) and the log again from the start.
+
+A watcher with a writer token is not sent the live events of its own writes (those whose writer is
+that token): it made them and holds their values. It still learns of each, in order, without a
+message of its own: the next thing sent to it carries them (`OwnWrites`), or, when nothing else comes
+within the flush delay, they go alone. Replayed events are always sent whole.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bridge_server.events import ChangeEvent, EventKind, LiveEvent, decode_event
-from bridge_server.fanout import END_OF_STREAM, RESYNC, EventHub
+from bridge_server.fanout import END_OF_STREAM, OWN_WRITES_DUE, RESYNC, EventHub
 from bridge_server.store import VariableStore
 from unified_bridge._backoff import backoff_delay
 from unified_bridge.errors import SessionNotFoundError
 
-__all__ = ["watch_session"]
+__all__ = ["OwnWrites", "Sent", "watch_session"]
 
 # Replay reads the log in pages sized by bytes, not only by count: a page holds about
 # _LOG_PAGE_BYTES of events, judged by the events of the page before (the first page is small, as
@@ -39,6 +45,27 @@ _MAX_RETRY_DELAY = 1.0
 _MARKERS = frozenset({EventKind.CAUGHT_UP, EventKind.HISTORY_GONE})
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class OwnWrites:
+    """The watcher's own writes held back (in order), and what they ride on (None: they go alone)."""
+
+    writes: tuple[ChangeEvent, ...]
+    then: ChangeEvent | LiveEvent | None
+
+
+#: What a watch stream sends: a replayed event or marker, a live event, or own writes.
+Sent = ChangeEvent | LiveEvent | OwnWrites
+
+
+def _with_own(own: list[ChangeEvent], item: ChangeEvent | LiveEvent) -> Sent:
+    """``item``, carrying the own writes held back before it (which are then no longer held)."""
+    if not own:
+        return item
+    writes = tuple(own)
+    own.clear()
+    return OwnWrites(writes, item)
+
+
 async def watch_session(
     store: VariableStore,
     hub: EventHub,
@@ -46,10 +73,12 @@ async def watch_session(
     from_revision: int,
     from_now: bool = False,
     from_revision_time_ms: int | None = None,
-) -> AsyncIterator[ChangeEvent | LiveEvent]:
+    writer: str = "",
+) -> AsyncIterator[Sent]:
     """The session's events from ``from_revision`` on. Live ones come as the `LiveEvent` every
     watcher of the session on this frontend shares (send its `wire` bytes once made); the rest,
-    replayed from the log or markers, as `ChangeEvent`s."""
+    replayed from the log or markers, as `ChangeEvent`s; with ``writer``, the live events of the
+    watcher's own writes as `OwnWrites`."""
     session_id = store.checked_session_id(session_id)
     subscription = await hub.subscribe(store.keys(session_id).channel)
     try:
@@ -72,10 +101,21 @@ async def watch_session(
             yield event
         yield _marker(EventKind.CAUGHT_UP, last)
 
+        holds_own = bool(writer) and subscription.own_writes_flush > 0
+        own: list[ChangeEvent] = []  # own writes held back, not yet sent
         while True:
+            if own and subscription.queue.empty():
+                subscription.flush_soon()
             item = await subscription.get()
             if item == END_OF_STREAM:
+                if own:
+                    yield OwnWrites(tuple(own), None)
                 return
+            if item == OWN_WRITES_DUE:
+                if own:
+                    yield OwnWrites(tuple(own), None)
+                    own.clear()
+                continue
             if not isinstance(item, LiveEvent):  # RESYNC or IDLE
                 # Live delivery may have missed something, or it is simply quiet: check the log.
                 # Every watcher of a quiet session is told at once, and they share one read.
@@ -86,33 +126,36 @@ async def watch_session(
                     # only its own read may say the session is gone or went back.
                     current = await _position_when_reachable(store, session_id, shared=False)
                 if current is None:
-                    yield _marker(EventKind.SESSION_DELETED, last + 1)
+                    yield _with_own(own, _marker(EventKind.SESSION_DELETED, last + 1))
                     return
                 if current < last or (interrupted and await _log_differs(store, session_id, sent)):
-                    yield _marker(EventKind.HISTORY_GONE, 0)
+                    yield _with_own(own, _marker(EventKind.HISTORY_GONE, 0))
                     last, sent = 0, None
                 async for event in _from_log(store, session_id, last, current):
                     last, sent = event.revision, _change_or(event, sent)
-                    yield event
+                    yield _with_own(own, event)
                 continue
             event = item.event
             if event.revision == last and sent is not None and sent.revision == last and event != sent:
                 # The revision the watcher holds now names another write: replay everything.
-                yield _marker(EventKind.HISTORY_GONE, 0)
+                yield _with_own(own, _marker(EventKind.HISTORY_GONE, 0))
                 last, sent = 0, None
                 async for replayed in _from_log(store, session_id, 0, event.revision):
                     last, sent = replayed.revision, _change_or(replayed, sent)
-                    yield replayed
+                    yield _with_own(own, replayed)
                 continue
             if event.revision <= last:
                 continue
             if event.revision > last + 1:
                 async for missed in _from_log(store, session_id, last, event.revision - 1):
                     last, sent = missed.revision, _change_or(missed, sent)
-                    yield missed
+                    yield _with_own(own, missed)
             if event.revision > last:
                 last, sent = event.revision, event
-                yield item
+                if holds_own and event.writer == writer and event.kind is EventKind.UPDATED:
+                    own.append(event)  # made by the watcher itself: listed later, not sent now
+                    continue
+                yield _with_own(own, item)
             if event.kind is EventKind.SESSION_DELETED:
                 return
     finally:

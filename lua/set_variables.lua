@@ -4,7 +4,8 @@
 -- prelude: bridge_server/scripts.py.
 -- KEYS: session, vars, names, log, channel
 -- ARGV: now_ms, atomic (0|1), log_max_len, event_value_budget, touch (0|1: refresh last_active and
---       the TTL, when the frontend finds it due), then per item 4 values:
+--       the TTL, when the frontend finds it due), writer (the writing context's token, or ''),
+--       then per item 4 values:
 --       ref, expected_id (the definition the frontend validated against), expected_version or '', value_blob
 -- Returns: {1} no session; else {0, revision_or_0, ttl, then per item: status, detail}
 --   status 0 ok (detail = new version), 1 not found, 2 definition changed (detail = current id),
@@ -16,12 +17,12 @@ local budget = tonumber(ARGV[4])
 -- The session's TTL: read anyway for a refresh, and its absence says there is no session.
 local ttl = redis.call('HGET', KEYS[1], 'ttl')
 if not ttl then return {1} end
-local touch = ARGV[5] == '1'
+local touch, writer = ARGV[5] == '1', ARGV[6]
 
 -- Three calls whatever the batch's size (a call from Lua costs more than the fields it touches):
 -- every ref's id, then every id's record, then one write of all the changed records.
 local refs = {}
-for i = 6, #ARGV, 4 do refs[#refs + 1] = ARGV[i] end
+for i = 7, #ARGV, 4 do refs[#refs + 1] = ARGV[i] end
 local ids = ub_chunked('HMGET', KEYS[3], refs)
 for k, ref in ipairs(refs) do ids[k] = ub_id_of(ref, ids[k]) end
 local records = ub_chunked('HMGET', KEYS[2], ids)
@@ -30,7 +31,7 @@ local records = ub_chunked('HMGET', KEYS[2], ids)
 -- expected_version is compared with the version that item replaces.
 local items, statuses, failed, after = {}, {}, false, {}
 for k = 1, #refs do
-  local i = 4 * k + 2
+  local i = 4 * k + 3
   local id, expected_id, expected_version = ids[k], ARGV[i + 1], ARGV[i + 2]
   local about = after[id]
   if not about then
@@ -84,7 +85,7 @@ for k, item in ipairs(items) do
 end
 if changed > 0 then
   ub_chunked('HSET', KEYS[2], writes)
-  out[2] = ub_commit(EVENT_UPDATED, now, changed, table.concat(parts), max_len, touch and ttl)
+  out[2] = ub_commit(EVENT_UPDATED, now, changed, table.concat(parts), max_len, touch and ttl, writer)
 elseif touch then
   ub_refresh(ttl)
 end

@@ -293,6 +293,27 @@ class NearCache:
             self._forget_locked(var_id, name)
             self.invalidations += 1
 
+    def _covered_locked(self, var_id: str, name: str, version: int, as_of: int) -> bool:
+        """Whether the entry of ``var_id`` already holds ``version`` (or newer); then the stream,
+        which announced it at ``as_of``, vouches for it from there."""
+        current = self._entries.get(var_id)
+        if current is None or not _covers(current, name, version):
+            return False
+        self._note_version(var_id, version)
+        if current.version == version and as_of < current.as_of:
+            current.as_of = as_of
+        return True
+
+    def confirm(self, var_id: str, name: str, version: int, as_of: int) -> None:
+        """The stream lists this context's own write of ``version`` at revision ``as_of`` without its
+        value: an entry holding that version (the write's own) stays, an older one goes."""
+        with self._lock:
+            if self._covered_locked(var_id, name, version, as_of):
+                return
+            self._note_version(var_id, version)
+            self._forget_locked(var_id, name)
+            self.invalidations += 1
+
     def apply_change(
         self, var_id: str, name: str, version: int, decode: Callable[[], Any], as_of: int = UNKNOWN_REVISION
     ) -> None:
@@ -309,12 +330,9 @@ class NearCache:
             # Likely a refresh: decode before taking the lock, so fills and writes do not wait on it.
             value = decode()
         with self._lock:
-            current = self._entries.get(var_id)
-            if current is not None and _covers(current, name, version):
-                self._note_version(var_id, version)
-                if current.version == version and as_of < current.as_of:
-                    current.as_of = as_of  # the stream vouches for it now
+            if self._covered_locked(var_id, name, version, as_of):
                 return  # our own write (or a newer read) already put this version here
+            current = self._entries.get(var_id)
             refresh = current is not None and self._serving
             if refresh and value is MISS:
                 # Filled since the unlocked check (rare). Decoded before any change, in case it raises.

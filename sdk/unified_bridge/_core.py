@@ -124,6 +124,9 @@ class SessionCore:
         self.cache = NearCache(cache_ttl)
         self.definitions = _Definitions()
         self.revision = 0
+        # Put on every write; the cache's own watch stream lists those writes instead of sending
+        # them back ("" until the cache follows a stream, see unified_bridge._watch).
+        self.writer = ""
 
     # --- small helpers ---------------------------------------------------------------------------
 
@@ -267,7 +270,7 @@ class SessionCore:
             definition, from_memory = yield from self.definition(ref)
             normalized, proto_value = self._encode(definition, value)
             request = pb2.SetVariableRequest(
-                session_id=self.session_id, name_or_id=definition.id, value=proto_value
+                session_id=self.session_id, name_or_id=definition.id, value=proto_value, writer=self.writer
             )
             if expected_version is not None:
                 request.expected_version = expected_version
@@ -345,7 +348,7 @@ class SessionCore:
                 self.absorb(var, token)
         results: dict[str, bool | str] = {}
         sent: list[tuple[str, Definition, Any]] = []
-        batch = pb2.SetVariablesRequest(session_id=self.session_id, atomic=atomic)
+        batch = pb2.SetVariablesRequest(session_id=self.session_id, atomic=atomic, writer=self.writer)
         for ref in refs:
             try:
                 definition = self.definitions.resolve(ref)
@@ -447,15 +450,19 @@ class SessionCore:
                 self.cache.stop_serving()
             self.note_revision(event.revision)
             return
-        if event.revision != expected_revision:
-            logger.warning(
-                "session %s: revision gap (expected %d, got %d); cache cleared",
-                self.session_id,
-                expected_revision,
-                event.revision,
-            )
-            self.definitions.forget_names()
-            self.cache.clear()
+        for own in event.own_writes:  # this context's own writes, listed without values
+            self._check_gap(expected_revision, own.revision)
+            self.cache.begin_batch()
+            try:
+                for change in own.changes:
+                    self.cache.confirm(change.id, change.name, change.version, own.revision)
+            finally:
+                self.cache.end_batch(own.revision)
+            self.note_revision(own.revision)
+            expected_revision = own.revision + 1
+        if kind == pb2.EVENT_KIND_OWN_WRITES:
+            return
+        self._check_gap(expected_revision, event.revision)
         self.cache.begin_batch()  # the changes of one event: a snapshot sees all of them or none
         try:
             for change in event.changes:
@@ -463,6 +470,17 @@ class SessionCore:
         finally:
             self.cache.end_batch(event.revision)
         self.note_revision(event.revision)
+
+    def _check_gap(self, expected_revision: int, revision: int) -> None:
+        if revision != expected_revision:
+            logger.warning(
+                "session %s: revision gap (expected %d, got %d); cache cleared",
+                self.session_id,
+                expected_revision,
+                revision,
+            )
+            self.definitions.forget_names()
+            self.cache.clear()
 
     def _apply_change(self, kind: int, change: pb2.VariableChange, revision: int) -> None:
         if kind == pb2.EVENT_KIND_DELETED:

@@ -42,6 +42,7 @@ __all__ = [
     "check_expected_version",
     "check_not_id_like",
     "check_ref",
+    "check_writer",
     "in_atomic_batch",
     "name_matcher",
     "same_definition",
@@ -52,6 +53,9 @@ __all__ = [
 #: ``new_variable_id`` makes ``var_<name>_<8 hex digits>``.
 ID_SUFFIX_LENGTH: Final = 8
 LOOKS_LIKE_AN_ID: Final = re.compile(r"var_.+_[0-9a-f]{8}")
+#: A writer token (``SetVariableRequest.writer``): what ``secrets.token_urlsafe`` makes, bounded.
+MAX_WRITER_LENGTH: Final = 64
+_WRITER: Final = re.compile(r"[A-Za-z0-9_-]*")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -91,6 +95,16 @@ def check_expected_version(expected_version: object) -> None:
         raise ValidationError(
             f"expected_version must be a whole number of at least 0, got {expected_version!r}"
         )
+
+
+def check_writer(writer: str) -> str:
+    """A writer token as a request may carry it: "" (none), or up to 64 URL-safe characters (it
+    travels in an event header, where a space or a newline would end it)."""
+    if len(writer) > MAX_WRITER_LENGTH or not _WRITER.fullmatch(writer):
+        raise ValidationError(
+            f"writer must be at most {MAX_WRITER_LENGTH} characters of A-Z a-z 0-9 _ -, got {writer[:80]!r}"
+        )
+    return writer
 
 
 def check_not_id_like(name: str) -> None:

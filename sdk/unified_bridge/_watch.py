@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Generator, Iterator
@@ -80,9 +81,19 @@ class WatchTargets(Protocol):
 class WatchCursor:
     """Position in a session's change stream, and the bookkeeping of reconnections."""
 
-    def __init__(self, session_id: str, revision: int | None, targets: int, backoff: StreamBackoff) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        revision: int | None,
+        targets: int,
+        backoff: StreamBackoff,
+        writer: str = "",
+    ) -> None:
         self.session_id = session_id
         self.revision = revision  # None: start at the current revision (from_now)
+        # The token the context puts on its writes: the stream lists their events instead of
+        # sending them (see WatchSessionRequest.writer).
+        self.writer = writer
         # (revision, time) of the last change seen: a reconnect asks the frontend to check that the
         # log still holds that change there (after a failover another write may have that revision).
         self._last_change: tuple[int, Timestamp] | None = None
@@ -96,15 +107,20 @@ class WatchCursor:
     def request(self) -> pb2.WatchSessionRequest:
         self.caught_up = False
         if self.revision is None:
-            return pb2.WatchSessionRequest(session_id=self.session_id, from_now=True)
-        request = pb2.WatchSessionRequest(session_id=self.session_id, from_revision=self.revision)
+            return pb2.WatchSessionRequest(session_id=self.session_id, from_now=True, writer=self.writer)
+        request = pb2.WatchSessionRequest(
+            session_id=self.session_id, from_revision=self.revision, writer=self.writer
+        )
         if self._last_change is not None and self._last_change[0] == self.revision:
             request.from_revision_time.CopyFrom(self._last_change[1])
         return request
 
     def expected_revision(self, event: pb2.WatchEvent) -> int:
-        """The revision ``event`` must carry if nothing was skipped (its own when we cannot know)."""
-        return event.revision if self.revision is None else self.revision + 1
+        """The revision the first change of ``event`` (its first own write, if it lists any) must
+        carry if nothing was skipped (its own when we cannot know)."""
+        if self.revision is not None:
+            return self.revision + 1
+        return event.own_writes[0].revision if event.own_writes else event.revision
 
     def is_duplicate(self, event: pb2.WatchEvent) -> bool:
         change = event.kind not in (pb2.EVENT_KIND_CAUGHT_UP, pb2.EVENT_KIND_HISTORY_GONE)
@@ -114,6 +130,8 @@ class WatchCursor:
         if event.kind == pb2.EVENT_KIND_CAUGHT_UP:
             self.caught_up = True
             self.failures = 0
+        elif event.kind == pb2.EVENT_KIND_OWN_WRITES and event.own_writes:
+            self._last_change = (event.revision, event.own_writes[-1].time)
         elif event.kind != pb2.EVENT_KIND_HISTORY_GONE and event.HasField("time"):
             self._last_change = (event.revision, event.time)
         if (
@@ -130,6 +148,11 @@ class WatchCursor:
         self.failures += 1
         self.target = (self.target + 1) % self._targets
         return self._backoff.delay(self.failures)
+
+
+def new_writer_token() -> str:
+    """A context's writer token: 16 URL-safe characters, unguessable."""
+    return secrets.token_urlsafe(12)
 
 
 def _error_of(exc: BaseException) -> BridgeError | None:
@@ -238,7 +261,11 @@ class _FollowerBase:
     def __init__(self, core: SessionCore, targets: WatchTargets, backoff: StreamBackoff) -> None:
         self._core = core
         self._targets = targets
-        self.cursor = WatchCursor(core.session_id, None, len(targets.watch_target_names), backoff)
+        # The context's writes carry this token from now on, and its stream is not sent them back.
+        core.writer = core.writer or new_writer_token()
+        self.cursor = WatchCursor(
+            core.session_id, None, len(targets.watch_target_names), backoff, writer=core.writer
+        )
         self.reconnects = 0
 
     @property
@@ -353,7 +380,7 @@ class TaskFollower(_FollowerBase):
 
 def _user_event(event: pb2.WatchEvent, names: Collection[str] | None) -> ChangeEvent | None:
     """The event to hand to a watch() caller, or None (caught-up markers, other variables)."""
-    if event.kind == pb2.EVENT_KIND_CAUGHT_UP:
+    if event.kind in (pb2.EVENT_KIND_CAUGHT_UP, pb2.EVENT_KIND_OWN_WRITES):
         return None
     decoded = decode_event(event)
     if names is None or not decoded.changes:

@@ -112,9 +112,13 @@ class Watch:
 class EventReader:
     """Reads a WatchSession stream on a thread, so a test can wait for events with a bound."""
 
-    def __init__(self, stub: Any, session_id: str, from_revision: int = 0, from_now: bool = False) -> None:
+    def __init__(
+        self, stub: Any, session_id: str, from_revision: int = 0, from_now: bool = False, **fields: Any
+    ) -> None:
         self.call = stub.WatchSession(
-            pb.WatchSessionRequest(session_id=session_id, from_revision=from_revision, from_now=from_now)
+            pb.WatchSessionRequest(
+                session_id=session_id, from_revision=from_revision, from_now=from_now, **fields
+            )
         )
         self._events: queue.Queue[pb.WatchEvent | BaseException | None] = queue.Queue()
         self._thread = threading.Thread(target=self._pump, daemon=True)

@@ -77,6 +77,8 @@ class _EventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventKind.V
     """The session was created whole by ImportSession: `changes` lists every variable at its version
     (a change without a value means "read it": large imports do not repeat every value here).
     """
+    EVENT_KIND_OWN_WRITES: _EventKind.ValueType  # 8
+    """Only `own_writes`: the watcher's own writes up to `revision`, with no other event to carry them."""
 
 class EventKind(_EventKind, metaclass=_EventKindEnumTypeWrapper): ...
 
@@ -96,6 +98,8 @@ EVENT_KIND_IMPORTED: EventKind.ValueType  # 7
 """The session was created whole by ImportSession: `changes` lists every variable at its version
 (a change without a value means "read it": large imports do not repeat every value here).
 """
+EVENT_KIND_OWN_WRITES: EventKind.ValueType  # 8
+"""Only `own_writes`: the watcher's own writes up to `revision`, with no other event to carry them."""
 Global___EventKind: _TypeAlias = EventKind  # noqa: Y015
 
 @_typing.final
@@ -892,10 +896,15 @@ class SetVariableRequest(_message.Message):
     NAME_OR_ID_FIELD_NUMBER: _builtins.int
     VALUE_FIELD_NUMBER: _builtins.int
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    WRITER_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     name_or_id: _builtins.str
     expected_version: _builtins.int
     """compare-and-set: FAILED_PRECONDITION when it differs"""
+    writer: _builtins.str
+    """The writing context's token (see WatchSessionRequest.writer): its own watch stream is not sent
+    this write's event in full. At most 64 characters of A-Z a-z 0-9 _ -; "" for none.
+    """
     @_builtins.property
     def value(self) -> Global___Value: ...
     def __init__(
@@ -905,10 +914,11 @@ class SetVariableRequest(_message.Message):
         name_or_id: _builtins.str = ...,
         value: Global___Value | None = ...,
         expected_version: _builtins.int | None = ...,
+        writer: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version", "value", b"value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version", "name_or_id", b"name_or_id", "session_id", b"session_id", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version", "name_or_id", b"name_or_id", "session_id", b"session_id", "value", b"value", "writer", b"writer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__expected_version: _TypeAlias = _typing.Literal["expected_version"]  # noqa: Y015
     _WhichOneofArgType__expected_version: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version"]  # noqa: Y015
@@ -976,9 +986,12 @@ class SetVariablesRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     UPDATES_FIELD_NUMBER: _builtins.int
     ATOMIC_FIELD_NUMBER: _builtins.int
+    WRITER_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     atomic: _builtins.bool
     """true: all or nothing (one failure fails the call, nothing changes)"""
+    writer: _builtins.str
+    """as in SetVariableRequest"""
     @_builtins.property
     def updates(self) -> _containers.RepeatedCompositeFieldContainer[Global___VariableUpdate]: ...
     def __init__(
@@ -987,10 +1000,11 @@ class SetVariablesRequest(_message.Message):
         session_id: _builtins.str = ...,
         updates: _abc.Iterable[Global___VariableUpdate] | None = ...,
         atomic: _builtins.bool = ...,
+        writer: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["atomic", b"atomic", "session_id", b"session_id", "updates", b"updates"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["atomic", b"atomic", "session_id", b"session_id", "updates", b"updates", "writer", b"writer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1186,11 +1200,18 @@ class WatchSessionRequest(_message.Message):
     FROM_REVISION_FIELD_NUMBER: _builtins.int
     FROM_NOW_FIELD_NUMBER: _builtins.int
     FROM_REVISION_TIME_FIELD_NUMBER: _builtins.int
+    WRITER_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     from_revision: _builtins.int
     """events with revision > from_revision are sent; 0: all the log holds"""
     from_now: _builtins.bool
     """ignore from_revision and start at the current revision"""
+    writer: _builtins.str
+    """A token the watcher also puts on its own writes (SetVariableRequest.writer). A live event of
+    such a write is not sent on its own: the next message lists it in `own_writes` (ids and
+    versions, no values), or a message of kind OWN_WRITES does within the frontend's flush delay.
+    A context that already holds what it wrote is spared a message per write. "" for none.
+    """
     @_builtins.property
     def from_revision_time(self) -> _timestamp_pb2.Timestamp:
         """The time of the event at from_revision the watcher holds. When the log holds another event
@@ -1205,10 +1226,11 @@ class WatchSessionRequest(_message.Message):
         from_revision: _builtins.int = ...,
         from_now: _builtins.bool = ...,
         from_revision_time: _timestamp_pb2.Timestamp | None = ...,
+        writer: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["from_revision_time", b"from_revision_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_now", b"from_now", "from_revision", b"from_revision", "from_revision_time", b"from_revision_time", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_now", b"from_now", "from_revision", b"from_revision", "from_revision_time", b"from_revision_time", "session_id", b"session_id", "writer", b"writer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1253,6 +1275,7 @@ class WatchEvent(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     CHANGES_FIELD_NUMBER: _builtins.int
     TIME_FIELD_NUMBER: _builtins.int
+    OWN_WRITES_FIELD_NUMBER: _builtins.int
     revision: _builtins.int
     kind: Global___EventKind.ValueType
     @_builtins.property
@@ -1261,6 +1284,12 @@ class WatchEvent(_message.Message):
 
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def own_writes(self) -> _containers.RepeatedCompositeFieldContainer[Global___OwnWrite]:
+        """The watcher's own writes (see WatchSessionRequest.writer) just before this event, in order:
+        every revision between the last message and this one is here.
+        """
+
     def __init__(
         self,
         *,
@@ -1268,11 +1297,41 @@ class WatchEvent(_message.Message):
         kind: Global___EventKind.ValueType = ...,
         changes: _abc.Iterable[Global___VariableChange] | None = ...,
         time: _timestamp_pb2.Timestamp | None = ...,
+        own_writes: _abc.Iterable[Global___OwnWrite] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "kind", b"kind", "revision", b"revision", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "kind", b"kind", "own_writes", b"own_writes", "revision", b"revision", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchEvent: _TypeAlias = WatchEvent  # noqa: Y015
+
+@_typing.final
+class OwnWrite(_message.Message):
+    """A write the watcher made itself, attested instead of sent: its changes carry no values."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVISION_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    CHANGES_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___VariableChange]: ...
+    def __init__(
+        self,
+        *,
+        revision: _builtins.int = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        changes: _abc.Iterable[Global___VariableChange] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "revision", b"revision", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OwnWrite: _TypeAlias = OwnWrite  # noqa: Y015

@@ -1,0 +1,169 @@
+"""A watcher's own writes: a stream with a writer token is not sent the events of the writes that
+carry the same token. It learns of each, in order, with ids and versions and no values: on the next
+message it gets, or alone within the frontend's flush delay. Everyone else gets them whole."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from tests.integration.helpers import EventReader, create_session, register_int, set_int
+from unified_bridge.proto import unified_bridge_pb2 as pb
+from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
+
+WRITER = "own-writer_1"
+
+
+def _listed(event: pb.WatchEvent) -> list[tuple[int, list[tuple[str, int, bool]]]]:
+    """(revision, [(name, version, carries a value)]) of each own write an event lists."""
+    return [
+        (own.revision, [(c.name, c.version, c.HasField("value")) for c in own.changes])
+        for own in event.own_writes
+    ]
+
+
+def test_own_writes_ride_on_the_next_event_and_others_see_them_whole(frontend_factory, session_id):
+    frontend = frontend_factory(watch_own_writes_flush_seconds=300)  # nothing goes alone here
+    with grpc.insecure_channel(frontend.target) as channel:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id)
+        register_int(stub, session_id, "x")
+        register_int(stub, session_id, "y")
+        own = EventReader(stub, session_id, from_now=True, writer=WRITER)
+        other = EventReader(stub, session_id, from_now=True)
+        try:
+            assert own.until_caught_up() == []
+            assert other.until_caught_up() == []
+            for value in (1, 2):
+                set_int(stub, session_id, "x", value, writer=WRITER)
+            batch = pb.SetVariablesRequest(session_id=session_id, writer=WRITER)
+            batch.updates.add(name_or_id="x", value=pb.Value(integer_value=3))
+            batch.updates.add(name_or_id="y", value=pb.Value(integer_value=4))
+            stub.SetVariables(batch)
+            set_int(stub, session_id, "y", 5, writer="someone-else")
+            carrier = own.next()
+            whole = [other.next() for _ in range(4)]
+        finally:
+            own.close()
+            other.close()
+    assert carrier is not None
+    assert (carrier.revision, carrier.kind) == (6, pb.EVENT_KIND_UPDATED)
+    assert carrier.changes[0].value.integer_value == 5
+    assert _listed(carrier) == [
+        (3, [("x", 1, False)]),
+        (4, [("x", 2, False)]),
+        (5, [("x", 3, False), ("y", 1, False)]),
+    ]
+    assert all(own_write.HasField("time") for own_write in carrier.own_writes)
+    sent_whole = [(e.revision, len(e.own_writes)) for e in whole if e is not None]
+    assert sent_whole == [(3, 0), (4, 0), (5, 0), (6, 0)]
+    assert [c.value.integer_value for c in whole[2].changes] == [3, 4]  # type: ignore[union-attr]
+
+
+def test_own_writes_go_alone_when_nothing_else_comes(frontend_factory, session_id):
+    frontend = frontend_factory(watch_own_writes_flush_seconds=0.05)
+    with grpc.insecure_channel(frontend.target) as channel:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id)
+        register_int(stub, session_id, "x")
+        reader = EventReader(stub, session_id, from_now=True, writer=WRITER)
+        try:
+            reader.until_caught_up()
+            for value in (1, 2, 3):
+                set_int(stub, session_id, "x", value, writer=WRITER)
+            listed: list[tuple[int, list[tuple[str, int, bool]]]] = []
+            while len(listed) < 3:
+                event = reader.next()
+                assert event is not None
+                assert (event.kind, len(event.changes)) == (pb.EVENT_KIND_OWN_WRITES, 0)
+                assert event.revision == event.own_writes[-1].revision
+                listed += _listed(event)
+        finally:
+            reader.close()
+    assert listed == [(2, [("x", 1, False)]), (3, [("x", 2, False)]), (4, [("x", 3, False)])]
+
+
+def test_a_stream_resumed_after_own_writes_gets_no_history_gone(frontend_factory, session_id):
+    # The time an OWN_WRITES message lists is the logged one: a watcher resuming from it with
+    # from_revision_time is not told that its revision names another write.
+    frontend = frontend_factory(watch_own_writes_flush_seconds=0.01)
+    with grpc.insecure_channel(frontend.target) as channel:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id)
+        register_int(stub, session_id, "x")
+        reader = EventReader(stub, session_id, from_now=True, writer=WRITER)
+        try:
+            reader.until_caught_up()
+            set_int(stub, session_id, "x", 1, writer=WRITER)
+            alone = reader.next()
+        finally:
+            reader.close()
+        assert alone is not None
+        assert alone.kind == pb.EVENT_KIND_OWN_WRITES
+        set_int(stub, session_id, "x", 2)
+        resumed = EventReader(
+            stub,
+            session_id,
+            from_revision=alone.revision,
+            from_revision_time=alone.own_writes[-1].time,
+            writer=WRITER,
+        )
+        try:
+            replayed = resumed.until_caught_up()
+        finally:
+            resumed.close()
+    assert [(e.revision, e.kind) for e in replayed] == [(3, pb.EVENT_KIND_UPDATED)]
+
+
+def test_with_no_flush_delay_own_writes_are_sent_whole(frontend_factory, session_id):
+    frontend = frontend_factory(watch_own_writes_flush_seconds=0)
+    with grpc.insecure_channel(frontend.target) as channel:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id)
+        register_int(stub, session_id, "x")
+        reader = EventReader(stub, session_id, from_now=True, writer=WRITER)
+        try:
+            reader.until_caught_up()
+            set_int(stub, session_id, "x", 1, writer=WRITER)
+            event = reader.next()
+        finally:
+            reader.close()
+    assert event is not None
+    assert (event.revision, event.kind, event.changes[0].value.integer_value) == (2, pb.EVENT_KIND_UPDATED, 1)
+    assert not event.own_writes
+
+
+def test_a_replay_sends_own_writes_whole(stub, session_id):
+    create_session(stub, session_id)
+    register_int(stub, session_id, "x")
+    set_int(stub, session_id, "x", 1, writer=WRITER)
+    reader = EventReader(stub, session_id, from_revision=1, writer=WRITER)
+    try:
+        replayed = reader.until_caught_up()
+    finally:
+        reader.close()
+    whole = [(e.revision, e.changes[0].value.integer_value, len(e.own_writes)) for e in replayed]
+    assert whole == [(2, 1, 0)]
+
+
+@pytest.mark.parametrize("writer", ["has space", "new\nline", "é", "w" * 65])
+def test_a_malformed_writer_token_is_refused(stub, session_id, writer):
+    create_session(stub, session_id)
+    register_int(stub, session_id, "x")
+    with pytest.raises(grpc.RpcError) as write:
+        set_int(stub, session_id, "x", 1, writer=writer)
+    assert write.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "writer" in (write.value.details() or "")
+    batch = pb.SetVariablesRequest(session_id=session_id, writer=writer)
+    batch.updates.add(name_or_id="x", value=pb.Value(integer_value=2))
+    with pytest.raises(grpc.RpcError) as batch_write:
+        stub.SetVariables(batch)
+    assert batch_write.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    reader = EventReader(stub, session_id, writer=writer)
+    try:
+        with pytest.raises(grpc.RpcError) as watch:
+            reader.next()
+    finally:
+        reader.close()
+    assert watch.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert stub.GetVariable(pb.GetVariableRequest(session_id=session_id, name_or_id="x")).version == 0
