@@ -26,7 +26,7 @@ import grpc
 
 from bridge_server.app import server_options
 from bridge_server.config import Settings
-from bridge_server.contracts import SetVariablesArgs
+from bridge_server.contracts import SetVariablesArgs, set_items
 from bridge_server.convert import variable_to_proto
 from bridge_server.scripts import flags_supported, load_scripts, preload_scripts
 from bridge_server.storage import connect_storage
@@ -67,8 +67,15 @@ class FloorServicer:
         reply = await self._scripts.set_variables(
             self._keys,
             # No touch: the frontend refreshes a session's TTL only when due, not on every write.
-            SetVariablesArgs(int(time.time() * 1000), 1, self._log_length, self._event_budget, 0, ""),
-            [FLOOR_VARIABLE, self._id, "", encoded],
+            SetVariablesArgs(
+                int(time.time() * 1000),
+                1,
+                self._log_length,
+                self._event_budget,
+                0,
+                "",
+                set_items([(self._id, None, encoded)]),
+            ),
         )
         revision, _ttl, _status, version = reply.values[:4]
         return pb.SetVariableResponse(id=self._id, version=int(version), revision=int(revision))

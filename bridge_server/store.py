@@ -31,6 +31,7 @@ from bridge_server.contracts import (
     SetVariablesArgs,
     WatchPositionStatus,
     error_for,
+    set_items,
     status_of,
 )
 from bridge_server.importer import ImportedVariable, SessionImporter
@@ -494,9 +495,9 @@ class VariableStore:
 
         A write marks the session active and refreshes its TTL only when this frontend finds a
         refresh due, as a read does: most updates skip seven Redis calls."""
-        items: list[Any] = []
-        for _, ref, definition, encoded, expected_version in pending:
-            items += [ref, definition.id, "" if expected_version is None else expected_version, encoded]
+        items = set_items(
+            (definition.id, expected, encoded) for _, _, definition, encoded, expected in pending
+        )
         touch = self._activity.due(session_id)
         reply = await self._scripts.set_variables(
             self.keys(session_id),
@@ -507,8 +508,8 @@ class VariableStore:
                 self._event_value_budget,
                 int(touch),
                 writer,
+                items,
             ),
-            items,
         )
         values = reply.result(Context(session_id))
         if touch:

@@ -5,8 +5,9 @@
 -- KEYS: session, vars, names, log, channel
 -- ARGV: now_ms, atomic (0|1), log_max_len, event_value_budget, touch (0|1: refresh last_active and
 --       the TTL, when the frontend finds it due), writer (the writing context's token, or ''),
---       then per item 4 values:
---       ref, expected_id (the definition the frontend validated against), expected_version or '', value_blob
+--       items: every item in one string (bridge_server.contracts.set_items), one after another
+--       "<id> <expected_version or nothing> <value length>\n<value blob>", where id is the
+--       definition the frontend validated the value against
 -- Returns: {1} no session; else {0, revision_or_0, ttl, then per item: status, detail}
 --   status 0 ok (detail = new version), 1 not found, 2 definition changed (detail = current id),
 --   3 version conflict (detail = current version).
@@ -19,20 +20,27 @@ local ttl = redis.call('HGET', KEYS[1], 'ttl')
 if not ttl then return {1} end
 local touch, writer = ARGV[5] == '1', ARGV[6]
 
--- Three calls whatever the batch's size (a call from Lua costs more than the fields it touches):
--- every ref's id, then every id's record, then one write of all the changed records.
-local refs = {}
-for i = 7, #ARGV, 4 do refs[#refs + 1] = ARGV[i] end
-local ids = ub_chunked('HMGET', KEYS[3], refs)
-for k, ref in ipairs(refs) do ids[k] = ub_id_of(ref, ids[k]) end
+local ids, expected_versions, values = {}, {}, {}
+local items_blob, at = ARGV[7], 1
+while at <= #items_blob do
+  local id, expected_version, length, start = string.match(items_blob, '^(%S+) (%d*) (%d+)\n()', at)
+  local k = #ids + 1
+  ids[k], expected_versions[k] = id, expected_version
+  at = start + tonumber(length)
+  values[k] = string.sub(items_blob, start, at - 1)
+end
+
+-- Two calls whatever the batch's size (a call from Lua costs more than the fields it touches):
+-- every id's record, then one write of all the changed records. A live id is its name's variable
+-- (a name is re-registered only after its variable is deleted), so the names hash is read only
+-- for an id without a record: the name may have another variable now.
 local records = ub_chunked('HMGET', KEYS[2], ids)
 
 -- A variable may appear more than once in a call: `after` holds what the earlier items left, so an
 -- expected_version is compared with the version that item replaces.
 local items, statuses, failed, after = {}, {}, false, {}
-for k = 1, #refs do
-  local i = 4 * k + 3
-  local id, expected_id, expected_version = ids[k], ARGV[i + 1], ARGV[i + 2]
+for k = 1, #ids do
+  local id, expected_version = ids[k], expected_versions[k]
   local about = after[id]
   if not about then
     -- {version, type, definition blob}
@@ -41,13 +49,17 @@ for k = 1, #refs do
   local version = about[1]
   local status, detail = 0, 0
   if not version then
-    status = 1
-  elseif id ~= expected_id then
-    status, detail = 2, id
+    local name = ub_name_of(id)
+    local current = ub_id_of(name, redis.call('HGET', KEYS[3], name))
+    if current ~= name and current ~= id then
+      status, detail = 2, current
+    else
+      status = 1
+    end
   elseif expected_version ~= '' and expected_version ~= version then
     status, detail = 3, tonumber(version)
   end
-  local item = {id, ARGV[i + 3], status}
+  local item = {id, values[k], status}
   if status ~= 0 then
     failed = true
   else

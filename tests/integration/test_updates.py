@@ -17,6 +17,7 @@ from tests.integration.helpers import (
     set_value,
 )
 from unified_bridge.proto import unified_bridge_pb2 as pb
+from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
 from unified_bridge.types import message
 
 
@@ -374,3 +375,43 @@ def test_a_batch_larger_than_one_redis_call_is_read_and_written_whole(stub, sess
     read = stub.GetVariables(pb.GetVariablesRequest(session_id=session, names_or_ids=names * 4))
     assert [v.value.integer_value for v in read.variables] == [3000 + i for i in range(400)] * 4
     assert {v.version for v in read.variables} == {4}
+
+
+# --- a name whose variable changed on another frontend -----------------------------------------
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_an_update_by_name_reaches_the_variable_registered_anew_elsewhere(
+    frontend_factory, session_id, atomic
+):
+    # The first frontend knows x as its first variable; through the second, x is deleted and
+    # registered again with bounds the old one did not have. An atomic update by name through the
+    # first lands on the new variable, checked against its definition. A non-atomic batch that
+    # applied its other items cannot be tried again: that item reports NOT_FOUND (its variable is
+    # gone), and the next update by name reaches the new variable.
+    first, second = frontend_factory(), frontend_factory()
+    with grpc.insecure_channel(first.target) as one, grpc.insecure_channel(second.target) as two:
+        stale, fresh = pb_grpc.UnifiedBridgeStub(one), pb_grpc.UnifiedBridgeStub(two)
+        create_session(stale, session_id)
+        old = register(stale, session_id, "x", pb.VARIABLE_TYPE_INTEGER, integer(1))
+        register(stale, session_id, "y", pb.VARIABLE_TYPE_INTEGER, integer(1))
+        set_value(stale, session_id, "x", integer(2))  # the first frontend now holds x's id
+        fresh.DeleteVariable(pb.DeleteVariableRequest(session_id=session_id, name_or_id="x"))
+        new = register(fresh, session_id, "x", pb.VARIABLE_TYPE_INTEGER, integer(5), pb.Constraints(max=10))
+        batch = pb.SetVariablesRequest(
+            session_id=session_id, atomic=atomic, updates=[update("x", 7), update("y", 3)]
+        )
+        results = stale.SetVariables(batch).results
+        if atomic:
+            assert (results[0].ok, results[0].id) == (True, new.id)
+        else:
+            assert (results[0].ok, results[0].error.code) == (False, "NOT_FOUND")
+            set_value(stale, session_id, "x", integer(7))
+        assert results[1].ok
+        current = get(stale, session_id, "x")
+        assert (current.id, current.value.integer_value, current.version) == (new.id, 7, 1)
+        over = pb.SetVariableRequest(session_id=session_id, name_or_id="x", value=integer(11))
+        assert_status(rpc_error(stale.SetVariable, over), grpc.StatusCode.INVALID_ARGUMENT)
+        by_old_id = pb.SetVariableRequest(session_id=session_id, name_or_id=old.id, value=integer(3))
+        assert_status(rpc_error(stale.SetVariable, by_old_id), grpc.StatusCode.NOT_FOUND)
+        assert get(fresh, session_id, "x").value.integer_value == 7
