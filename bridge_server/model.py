@@ -122,7 +122,7 @@ class SessionInfo:
         )
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: made per item of a batch, 130 ns against 450
 class UpdateOutcome:
     """The result of one item of a batch update: `error` is None when it was applied."""
 

@@ -548,14 +548,13 @@ class VariableStore:
         found: dict[str, Definition] = {}
         unknown: list[str] = []
         for ref in refs:
-            self._checked_ref(ref)
+            # A ref this frontend resolved before passed the checks then: only the others are checked.
             var_id = self._ids.get((session_id, ref))
             cached = self._definitions.get((session_id, var_id)) if var_id else None
-            definition = cached[1] if cached is not None else None
-            if definition is None:
-                unknown.append(ref)
+            if cached is None:
+                unknown.append(self._checked_ref(ref))
             else:
-                found[ref] = definition
+                found[ref] = cached[1]
         if unknown:
             records, _ = await self._read(session_id, list(dict.fromkeys(unknown)))
             found.update({ref: record.definition for ref, record in records.items()})
