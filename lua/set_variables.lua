@@ -36,17 +36,21 @@ end
 -- for an id without a record: the name may have another variable now.
 local records = ub_chunked('HMGET', KEYS[2], ids)
 
--- A variable may appear more than once in a call: `after` holds what the earlier items left, so an
--- expected_version is compared with the version that item replaces.
-local items, statuses, failed, after = {}, {}, false, {}
+-- Per item, in parallel arrays (a table per item costs more than the item's own work): its status
+-- and detail, and for an item to apply its new version, type and definition blob. A variable may
+-- appear more than once in a call: `after[id]` is its last item to apply so far, so an
+-- expected_version is compared with the version that item leaves.
+local statuses, details, versions, types, definitions = {}, {}, {}, {}, {}
+local failed, after = false, {}
 for k = 1, #ids do
   local id, expected_version = ids[k], expected_versions[k]
-  local about = after[id]
-  if not about then
-    -- {version, type, definition blob}
-    about = records[k] and {ub_parse(records[k])} or {}
+  local version, var_type, definition
+  local prior = after[id]
+  if prior then
+    version, var_type, definition = versions[prior], types[prior], definitions[prior]
+  elseif records[k] then
+    version, var_type, definition = ub_parse(records[k])
   end
-  local version = about[1]
   local status, detail = 0, 0
   if not version then
     local name = ub_name_of(id)
@@ -59,39 +63,38 @@ for k = 1, #ids do
   elseif expected_version ~= '' and expected_version ~= version then
     status, detail = 3, tonumber(version)
   end
-  local item = {id, values[k], status}
   if status ~= 0 then
     failed = true
   else
+    detail = tonumber(version) + 1
     -- %.0f, not tostring: past 10^14 tostring writes an exponent (versions go up to 2^53 - 1).
-    local next_version = string.format('%.0f', tonumber(version) + 1)
-    after[id] = {next_version, about[2], about[3]}
-    item[4], item[5], item[6] = next_version, about[2], about[3]
+    versions[k], types[k], definitions[k] = string.format('%.0f', detail), var_type, definition
+    after[id] = k
   end
-  items[k] = item
-  statuses[k] = {status, detail}
+  statuses[k], details[k] = status, detail
 end
 
 local out = {0, 0, tonumber(ttl)}
-if atomic and failed then
-  for _, s in ipairs(statuses) do out[#out + 1] = s[1]; out[#out + 1] = s[2] end
+local function with_statuses()
+  local n = #out
+  for k = 1, #ids do out[n + 2 * k - 1], out[n + 2 * k] = statuses[k], details[k] end
   return out
 end
+if atomic and failed then return with_statuses() end
 
 -- Later items of the same variable come later in the one HSET, and the last value of a field wins.
 local parts, writes, changed = {}, {}, 0
-for k, item in ipairs(items) do
-  if item[3] == 0 then
-    local id, value, version = item[1], item[2], item[4]
+for k = 1, #ids do
+  if statuses[k] == 0 then
+    local id, value, version, var_type = ids[k], values[k], versions[k], types[k]
     local n = #writes
-    writes[n + 1], writes[n + 2] = id, ub_record(version, now, item[5], item[6], value)
+    writes[n + 1], writes[n + 2] = id, ub_record(version, now, var_type, definitions[k], value)
     if #value <= budget then
       budget = budget - #value
-      parts[#parts + 1] = ub_change(version, id, ub_name_of(id), item[5], value)
+      parts[#parts + 1] = ub_change(version, id, ub_name_of(id), var_type, value)
     else
-      parts[#parts + 1] = ub_change(version, id, ub_name_of(id), item[5], VALUE_OMITTED)
+      parts[#parts + 1] = ub_change(version, id, ub_name_of(id), var_type, VALUE_OMITTED)
     end
-    statuses[k][2] = tonumber(version)
     changed = changed + 1
   end
 end
@@ -101,5 +104,4 @@ if changed > 0 then
 elseif touch then
   ub_refresh(ttl)
 end
-for _, s in ipairs(statuses) do out[#out + 1] = s[1]; out[#out + 1] = s[2] end
-return out
+return with_statuses()
