@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
@@ -109,6 +110,9 @@ class Settings:
                 f"default_ttl_seconds ({self.default_ttl_seconds}) is above "
                 f"max_ttl_seconds ({self.max_ttl_seconds})"
             )
+        flush = self.watch_own_writes_flush_seconds
+        if not math.isfinite(flush) or flush > 60:
+            raise ValueError(f"watch_own_writes_flush_seconds must be at most 60, got {flush}")
         if self.watch_idle_check_seconds <= 0:
             raise ValueError(f"watch_idle_check_seconds must be above 0, got {self.watch_idle_check_seconds}")
         if self.import_chunk_size < 1:

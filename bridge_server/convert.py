@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from bridge_server.events import ChangeEvent, VariableChange
+from bridge_server.events import ChangeEvent, HeldWrite, VariableChange
 from bridge_server.importer import ImportedVariable
 from bridge_server.model import Definition, SessionInfo, VariableRecord
 from unified_bridge.proto import unified_bridge_pb2 as pb
@@ -119,7 +119,7 @@ def event_to_proto(event: ChangeEvent) -> pb.WatchEvent:
     return message
 
 
-def own_writes_to_proto(writes: Sequence[ChangeEvent], alone: bool) -> pb.WatchEvent:
+def own_writes_to_proto(writes: Sequence[HeldWrite], alone: bool) -> pb.WatchEvent:
     """A message listing ``writes`` (ids and versions, no values): of kind OWN_WRITES when it goes
     ``alone``, else with nothing but `own_writes`, to be sent in front of another event's bytes
     (protobuf parses the two as one message, and no field of this one may override the other's)."""
@@ -129,8 +129,8 @@ def own_writes_to_proto(writes: Sequence[ChangeEvent], alone: bool) -> pb.WatchE
     for write in writes:
         listed = message.own_writes.add(revision=write.revision)
         listed.time.FromMilliseconds(write.time_ms)
-        for change in write.changes:
-            listed.changes.add(id=change.id, name=change.name, version=change.version)
+        for var_id, name, version in write.changes:
+            listed.changes.add(id=var_id, name=name, version=version)
     return message
 
 

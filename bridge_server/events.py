@@ -2,7 +2,7 @@
 
 The scripts cannot encode msgpack (fakeredis's Lua has no cmsgpack), so an event is plain bytes:
 
-    event  := "UB1" SP revision SP kind SP time_ms SP count [SP writer] "\\n" change*
+    event  := "UB1" SP revision SP kind SP time_ms SP count "\\n" change* [writer]
     change := version SP id SP name SP type SP value_length "\\n" value_bytes
 
 `value_length` is -1 for a deletion and -2 for a change whose value the event does not carry (the
@@ -12,7 +12,8 @@ newline (see `unified_bridge.types.NAME_PATTERN`), and value bytes are length-pr
 layout parses without ambiguity. The type travels with each change so that a replayed value
 decodes even after its variable was deleted. The same bytes go to the change log and to the live
 channel, except `writer`: the token of the context that made the write, on the channel's copy only
-(its own watch stream is not sent the event in full, see `bridge_server.watch`).
+(its own watch stream is not sent the event in full, see `bridge_server.watch`). It follows the last
+change, where a reader that knows no tokens stops reading.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "VALUE_OMITTED",
     "ChangeEvent",
     "EventKind",
+    "HeldWrite",
     "LiveEvent",
     "VariableChange",
     "decode_event",
@@ -73,11 +75,28 @@ class ChangeEvent:
     writer: str = dataclasses.field(default="", compare=False)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class HeldWrite:
+    """A watcher's own write held back (see `bridge_server.watch`): what it changed, without values."""
+
+    revision: int
+    time_ms: int
+    changes: tuple[tuple[str, str, int], ...]  # (id, name, version)
+    size: int  # about what it takes in memory and in a message
+
+    @classmethod
+    def of(cls, event: ChangeEvent) -> HeldWrite:
+        changes = tuple((c.id, c.name, c.version) for c in event.changes)
+        return cls(
+            event.revision, event.time_ms, changes, 32 + sum(len(i) + len(n) + 16 for i, n, _ in changes)
+        )
+
+
 def decode_event(data: bytes) -> ChangeEvent:
     """Parse one event; raises ValueError on bytes that are not an event."""
     end = data.index(b"\n")
-    magic, revision, kind, time_ms, count, *writer = data[:end].split(b" ")
-    if magic != EVENT_MAGIC or len(writer) > 1:
+    magic, revision, kind, time_ms, count = data[:end].split(b" ")
+    if magic != EVENT_MAGIC:
         raise ValueError(f"not a change event: {data[:16]!r}")
     position = end + 1
     changes = []
@@ -98,7 +117,7 @@ def decode_event(data: bytes) -> ChangeEvent:
         EventKind(int(kind)),
         int(time_ms),
         tuple(changes),
-        writer[0].decode() if writer else "",
+        data[position:].decode() if position < len(data) else "",
     )
 
 

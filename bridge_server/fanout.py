@@ -92,6 +92,20 @@ class Subscription:
         #: How long the watcher's own writes may wait for a message to ride on (0: not held back).
         self.own_writes_flush = own_writes_flush
         self._flush: asyncio.TimerHandle | None = None
+        self._held = 0  # bytes of own writes the watcher holds back (counted like queued events)
+
+    def hold(self, size: int) -> bool:
+        """Count ``size`` more bytes of own writes held back; False once they pass the watcher's or
+        the frontend's budget (then they must go now)."""
+        self._held += size
+        self._budget.total_bytes += size
+        budget = self._budget
+        return self._held <= budget.max_bytes and budget.total_bytes <= budget.max_total_bytes
+
+    def unhold(self) -> None:
+        """The own writes held back are sent: they no longer count."""
+        self._budget.total_bytes -= self._held
+        self._held = 0
 
     def flush_soon(self) -> None:
         """The watcher holds back its own writes: queue OWN_WRITES_DUE within the flush delay (one
@@ -141,6 +155,7 @@ class Subscription:
         if self._flush is not None:
             self._flush.cancel()
             self._flush = None
+        self.unhold()
         self._drop_queued()
 
 

@@ -40,11 +40,9 @@ local function ub_change(version, id, name, var_type, value)
   end
   return version .. ' ' .. id .. ' ' .. name .. ' ' .. var_type .. ' ' .. value .. '\\n'
 end
--- A whole event: header, then `body` (the concatenated changes, `count` of them). `writer`, when
--- given, ends the header: the token of the context that wrote it (live channel only, never logged).
-local function ub_event(kind, rev, now, count, body, writer)
-  local tail = writer and (' ' .. writer .. '\\n') or '\\n'
-  return table.concat({EVENT_MAGIC, ' ', rev, ' ', kind, ' ', now, ' ', count, tail, body})
+-- A whole event: header, then `body` (the concatenated changes, `count` of them).
+local function ub_event(kind, rev, now, count, body)
+  return table.concat({EVENT_MAGIC, ' ', rev, ' ', kind, ' ', now, ' ', count, '\\n', body})
 end
 -- Append to the change log (stream id = revision) and publish live (`published`, when the channel
 -- gets other bytes than the log). The log keeps at most `max_len` events and LOG_MAX_BYTES bytes of
@@ -85,9 +83,11 @@ end
 -- token ('' or nil: none), which the channel's copy of the event carries.
 local function ub_commit(kind, now, count, body, max_len, ttl, writer)
   local rev = redis.call('HINCRBY', KEYS[1], 'revision', 1)
+  local event = ub_event(kind, rev, now, count, body)
+  -- The token follows the last change: a reader that knows no tokens stops before it.
   local published = nil
-  if writer and writer ~= '' then published = ub_event(kind, rev, now, count, body, writer) end
-  ub_emit(ub_event(kind, rev, now, count, body), rev, max_len, published)
+  if writer and writer ~= '' then published = event .. writer end
+  ub_emit(event, rev, max_len, published)
   if ttl ~= false then ub_touch(now, ttl) end
   return rev
 end

@@ -132,6 +132,7 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
         self.refusal = refusal
         # What one response may carry: the message limit less room for its envelope.
         self._response_budget = store.settings.max_message_bytes * 3 // 4
+        self._message_limit = store.settings.max_message_bytes
         self.streams = streams or StreamSlots(total=10_000, per_connection=1000)
 
     # -- sessions -------------------------------------------------------------------------------
@@ -318,6 +319,7 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
                 request.from_now,
                 checked_time,
                 check_writer(request.writer),
+                self._message_limit // 4,
             )
             async for event in events:
                 if isinstance(event, OwnWrites):
@@ -325,9 +327,14 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
                     # concatenation as one message, so a shared event's bytes stay shared.
                     if event.then is None:
                         yield own_writes_to_proto(event.writes, alone=True)
-                    else:
-                        listed = own_writes_to_proto(event.writes, alone=False).SerializeToString()
-                        yield listed + _event_bytes(event.then)
+                        continue
+                    listed = own_writes_to_proto(event.writes, alone=False).SerializeToString()
+                    carried = _event_bytes(event.then)
+                    if len(listed) + len(carried) <= self._message_limit:
+                        yield listed + carried
+                    else:  # together past the message limit: one after the other
+                        yield own_writes_to_proto(event.writes, alone=True)
+                        yield carried
                 else:
                     yield _event_bytes(event)
         except Exception as exc:

@@ -27,8 +27,8 @@ from collections.abc import AsyncIterator
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bridge_server.events import ChangeEvent, EventKind, LiveEvent, decode_event
-from bridge_server.fanout import END_OF_STREAM, OWN_WRITES_DUE, RESYNC, EventHub
+from bridge_server.events import ChangeEvent, EventKind, HeldWrite, LiveEvent, decode_event
+from bridge_server.fanout import END_OF_STREAM, OWN_WRITES_DUE, RESYNC, EventHub, Subscription
 from bridge_server.store import VariableStore
 from unified_bridge._backoff import backoff_delay
 from unified_bridge.errors import SessionNotFoundError
@@ -49,7 +49,7 @@ _MARKERS = frozenset({EventKind.CAUGHT_UP, EventKind.HISTORY_GONE})
 class OwnWrites:
     """The watcher's own writes held back (in order), and what they ride on (None: they go alone)."""
 
-    writes: tuple[ChangeEvent, ...]
+    writes: tuple[HeldWrite, ...]
     then: ChangeEvent | LiveEvent | None
 
 
@@ -57,13 +57,42 @@ class OwnWrites:
 Sent = ChangeEvent | LiveEvent | OwnWrites
 
 
-def _with_own(own: list[ChangeEvent], item: ChangeEvent | LiveEvent) -> Sent:
+class _HeldOwnWrites:
+    """The watcher's own writes held back: ids and versions only, counted against the watchers'
+    queue budgets as queued events are, and let go at ``limit`` bytes (they must fit in a message)."""
+
+    def __init__(self, subscription: Subscription, limit: int) -> None:
+        self._subscription = subscription
+        self._limit = limit
+        self._writes: list[HeldWrite] = []
+        self._size = 0
+
+    def __bool__(self) -> bool:
+        return bool(self._writes)
+
+    def hold(self, event: ChangeEvent) -> bool:
+        """Hold ``event`` back; True when what is held must go now."""
+        write = HeldWrite.of(event)
+        self._writes.append(write)
+        self._size += write.size
+        within_budgets = self._subscription.hold(write.size)
+        return self._size >= self._limit or not within_budgets
+
+    def take(self) -> OwnWrites:
+        """What is held, to go alone; nothing is held after."""
+        return self.attach(None)
+
+    def attach(self, item: ChangeEvent | LiveEvent | None) -> OwnWrites:
+        writes = tuple(self._writes)
+        self._writes.clear()
+        self._size = 0
+        self._subscription.unhold()
+        return OwnWrites(writes, item)
+
+
+def _with_own(own: _HeldOwnWrites, item: ChangeEvent | LiveEvent) -> Sent:
     """``item``, carrying the own writes held back before it (which are then no longer held)."""
-    if not own:
-        return item
-    writes = tuple(own)
-    own.clear()
-    return OwnWrites(writes, item)
+    return own.attach(item) if own else item
 
 
 async def watch_session(
@@ -74,6 +103,7 @@ async def watch_session(
     from_now: bool = False,
     from_revision_time_ms: int | None = None,
     writer: str = "",
+    own_writes_max_bytes: int = 1 << 20,
 ) -> AsyncIterator[Sent]:
     """The session's events from ``from_revision`` on. Live ones come as the `LiveEvent` every
     watcher of the session on this frontend shares (send its `wire` bytes once made); the rest,
@@ -102,19 +132,18 @@ async def watch_session(
         yield _marker(EventKind.CAUGHT_UP, last)
 
         holds_own = bool(writer) and subscription.own_writes_flush > 0
-        own: list[ChangeEvent] = []  # own writes held back, not yet sent
+        own = _HeldOwnWrites(subscription, own_writes_max_bytes)  # not yet sent
         while True:
             if own and subscription.queue.empty():
                 subscription.flush_soon()
             item = await subscription.get()
             if item == END_OF_STREAM:
                 if own:
-                    yield OwnWrites(tuple(own), None)
+                    yield own.take()
                 return
             if item == OWN_WRITES_DUE:
                 if own:
-                    yield OwnWrites(tuple(own), None)
-                    own.clear()
+                    yield own.take()
                 continue
             if not isinstance(item, LiveEvent):  # RESYNC or IDLE
                 # Live delivery may have missed something, or it is simply quiet: check the log.
@@ -153,7 +182,9 @@ async def watch_session(
             if event.revision > last:
                 last, sent = event.revision, event
                 if holds_own and event.writer == writer and event.kind is EventKind.UPDATED:
-                    own.append(event)  # made by the watcher itself: listed later, not sent now
+                    # Made by the watcher itself: listed later, not sent now (unless too much is held).
+                    if own.hold(event):
+                        yield own.take()
                     continue
                 yield _with_own(own, item)
             if event.kind is EventKind.SESSION_DELETED:

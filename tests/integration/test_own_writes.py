@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import grpc
 import pytest
+import redis
 
-from tests.integration.helpers import EventReader, create_session, register_int, set_int
+from bridge_server.events import decode_event
+from bridge_server.keys import session_keys
+from tests.integration.helpers import EventReader, create_session, register_int, revision, set_int
 from unified_bridge.proto import unified_bridge_pb2 as pb
 from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
 
@@ -23,7 +26,7 @@ def _listed(event: pb.WatchEvent) -> list[tuple[int, list[tuple[str, int, bool]]
 
 
 def test_own_writes_ride_on_the_next_event_and_others_see_them_whole(frontend_factory, session_id):
-    frontend = frontend_factory(watch_own_writes_flush_seconds=300)  # nothing goes alone here
+    frontend = frontend_factory(watch_own_writes_flush_seconds=60)  # nothing goes alone here
     with grpc.insecure_channel(frontend.target) as channel:
         stub = pb_grpc.UnifiedBridgeStub(channel)
         create_session(stub, session_id)
@@ -167,3 +170,159 @@ def test_a_malformed_writer_token_is_refused(stub, session_id, writer):
         reader.close()
     assert watch.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert stub.GetVariable(pb.GetVariableRequest(session_id=session_id, name_or_id="x")).version == 0
+
+
+def test_the_channel_copy_is_the_logged_event_then_the_token(stub, redis_url, session_id):
+    # A reader that knows no tokens (a frontend of an earlier version, during a rolling upgrade)
+    # reads the channel's copy as the logged event: the token follows its last change.
+    create_session(stub, session_id)
+    register_int(stub, session_id, "x")
+    client = redis.Redis.from_url(redis_url)
+    pubsub = client.pubsub()
+    try:
+        pubsub.ssubscribe(session_keys("ub", session_id).channel)
+        while pubsub.get_sharded_message(timeout=5) is None:  # the confirmation
+            pass
+        set_int(stub, session_id, "x", 1, writer=WRITER)
+        published = None
+        while published is None:
+            published = pubsub.get_sharded_message(timeout=5)
+        logged = client.xrange(session_keys("ub", session_id).log, min="2-0", max="2-0")[0][1][b"e"]
+    finally:
+        pubsub.close()
+        client.close()
+    assert published["data"] == logged + WRITER.encode()
+    assert decode_event(published["data"]).writer == WRITER
+    assert decode_event(logged) == decode_event(published["data"])
+    assert decode_event(logged).writer == ""
+
+
+def _long_names(stub, session_id: str, count: int) -> list[str]:
+    names = [f"variable_{i:03d}_" + "n" * 106 for i in range(count)]  # 120 characters
+    for name in names:
+        register_int(stub, session_id, name)
+    return names
+
+
+def test_own_writes_held_back_never_pass_the_message_limit(frontend_factory, session_id):
+    # 64 KiB messages: own writes are let go at a quarter of that, so 40 writes of 10 variables with
+    # long names (about 2.7 KB listed each) go in several messages before anything else comes.
+    frontend = frontend_factory(watch_own_writes_flush_seconds=60, max_message_bytes=64 * 1024)
+    with grpc.insecure_channel(frontend.target) as channel:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id)
+        names = _long_names(stub, session_id, 10)
+        reader = EventReader(stub, session_id, from_now=True, writer=WRITER)
+        try:
+            reader.until_caught_up()
+            start = revision(stub, session_id)
+            for value in range(40):
+                batch = pb.SetVariablesRequest(session_id=session_id, writer=WRITER)
+                for name in names:
+                    batch.updates.add(name_or_id=name, value=pb.Value(integer_value=value))
+                stub.SetVariables(batch)
+            set_int(stub, session_id, names[0], 99)  # carries what is still held
+            received = []
+            while not received or received[-1].kind != pb.EVENT_KIND_UPDATED:
+                event = reader.next()
+                assert event is not None
+                received.append(event)
+        finally:
+            reader.close()
+    listed = [own.revision for event in received for own in event.own_writes]
+    assert listed == list(range(start + 1, start + 41))
+    assert [e.kind for e in received[:-1]] == [pb.EVENT_KIND_OWN_WRITES] * (len(received) - 1)
+    assert len(received) > 2
+    assert all(event.ByteSize() <= 16 * 1024 + 3 * 1024 for event in received)  # a quarter, plus one write
+    assert received[-1].revision == start + 41
+
+
+def test_own_writes_and_a_large_event_past_the_limit_together_go_one_after_the_other(
+    frontend_factory, session_id
+):
+    frontend = frontend_factory(watch_own_writes_flush_seconds=60, max_message_bytes=64 * 1024)
+    with grpc.insecure_channel(frontend.target) as channel:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id)
+        names = _long_names(stub, session_id, 200)
+        reader = EventReader(stub, session_id, from_now=True, writer=WRITER)
+        try:
+            reader.until_caught_up()
+            start = revision(stub, session_id)
+            own = pb.SetVariablesRequest(session_id=session_id, writer=WRITER)
+            for name in names[:58]:  # about 15.6 KB listed: held back, under the quarter
+                own.updates.add(name_or_id=name, value=pb.Value(integer_value=1))
+            stub.SetVariables(own)
+            theirs = pb.SetVariablesRequest(session_id=session_id)
+            for name in names:  # an event of about 54 KB: with the list, past 64 KiB
+                theirs.updates.add(name_or_id=name, value=pb.Value(integer_value=2))
+            stub.SetVariables(theirs)
+            first, second = reader.next(), reader.next()
+        finally:
+            reader.close()
+    assert first is not None
+    assert second is not None
+    assert (first.kind, [own.revision for own in first.own_writes]) == (pb.EVENT_KIND_OWN_WRITES, [start + 1])
+    assert (second.kind, second.revision, len(second.changes)) == (pb.EVENT_KIND_UPDATED, start + 2, 200)
+    assert not second.own_writes
+    assert first.ByteSize() + second.ByteSize() > 64 * 1024
+
+
+def test_a_frontend_shutting_down_lists_the_own_writes_it_held(frontend_factory, session_id):
+    frontend = frontend_factory(watch_own_writes_flush_seconds=60)
+    with grpc.insecure_channel(frontend.target) as channel:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id)
+        register_int(stub, session_id, "x")
+        reader = EventReader(stub, session_id, from_now=True, writer=WRITER)
+        try:
+            reader.until_caught_up()
+            set_int(stub, session_id, "x", 1, writer=WRITER)
+            frontend.stop(grace=5)
+            last = reader.next()
+            ended = reader.next()
+        finally:
+            reader.close()
+    assert last is not None
+    assert (last.kind, [own.revision for own in last.own_writes]) == (pb.EVENT_KIND_OWN_WRITES, [2])
+    assert ended is None  # then the stream ends cleanly
+
+
+def test_a_watcher_past_its_queue_replays_after_the_own_writes_it_held(frontend_factory, session_id):
+    # Held own writes count against the watcher's queue like queued events; when the queue
+    # overflows, the replay goes on after them and they ride on its first event.
+    frontend = frontend_factory(watch_own_writes_flush_seconds=60, max_watch_queue=2)
+    with grpc.insecure_channel(frontend.target) as channel:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id)
+        register_int(stub, session_id, "x")
+        reader = EventReader(stub, session_id, from_now=True, writer=WRITER)
+        try:
+            reader.until_caught_up()
+            set_int(stub, session_id, "x", 1, writer=WRITER)
+            for value in range(2, 12):
+                set_int(stub, session_id, "x", value)
+            received = []
+            while not received or received[-1].revision < 12:
+                event = reader.next()
+                assert event is not None
+                received.append(event)
+        finally:
+            reader.close()
+    listed = [own.revision for event in received for own in event.own_writes]
+    sent = [event.revision for event in received if event.kind == pb.EVENT_KIND_UPDATED]
+    assert listed == [2]
+    assert sent == list(range(3, 13))
+    assert received[0].own_writes
+
+
+@pytest.mark.parametrize("writer", ["", "w" * 64, "A-z_09"])
+def test_writer_tokens_at_the_edges_are_accepted(stub, session_id, writer):
+    create_session(stub, session_id)
+    register_int(stub, session_id, "x")
+    assert set_int(stub, session_id, "x", 1, writer=writer).version == 1
+    reader = EventReader(stub, session_id, from_revision=0, writer=writer)
+    try:
+        assert [e.revision for e in reader.until_caught_up()] == [1, 2]
+    finally:
+        reader.close()

@@ -35,6 +35,8 @@ def test_version() -> None:
         (["--redis-url", "http://secret:pw@host:1"], "must start with redis://"),
         (["--port", "eighty"], "invalid int value"),
         (["--watch-idle-check-seconds", "0"], "watch_idle_check_seconds must be above 0"),
+        (["--watch-own-writes-flush-seconds", "inf"], "watch_own_writes_flush_seconds must be at most 60"),
+        (["--watch-own-writes-flush-seconds", "61"], "watch_own_writes_flush_seconds must be at most 60"),
     ],
 )
 def test_bad_settings_are_one_line(args: list[str], says: str) -> None:
