@@ -238,7 +238,7 @@ CREATE_SESSION = Contract("create_session", _STORED, CreateSessionArgs, CreateSe
 TOUCH_SESSION = Contract("touch_session", _STORED, NowArgs, TouchSessionStatus)
 DELETE_SESSION = Contract("delete_session", _WITH_CHANNEL, NowArgs, DeleteSessionStatus)
 REGISTER_VARIABLE = Contract("register_variable", _WITH_CHANNEL, RegisterVariableArgs, RegisterVariableStatus)
-GET_VARIABLES = Contract("get_variables", _STORED, ReadArgs, GetVariablesStatus, rest="ref")
+GET_VARIABLES = Contract("get_variables", _STORED, ReadArgs, GetVariablesStatus, rest="refs")
 LIST_VARIABLES = Contract("list_variables", _STORED, ReadArgs, ListVariablesStatus)
 SET_VARIABLES = Contract(
     "set_variables",

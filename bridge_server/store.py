@@ -269,7 +269,8 @@ class VariableStore:
         session_id = self.checked_session_id(session_id)
         self._check_batch_size(len(refs))
         for ref in refs:
-            self._checked_ref(ref)
+            if (session_id, ref) not in self._ids:  # one resolved before passed the checks then
+                self._checked_ref(ref)
         found, revision = await self._read(session_id, list(dict.fromkeys(refs)))
         return (
             [found[ref] for ref in refs if ref in found],
@@ -280,8 +281,9 @@ class VariableStore:
     async def _read(self, session_id: str, refs: Sequence[str]) -> tuple[dict[str, VariableRecord], int]:
         """The variables that exist among `refs` (already checked), by ref, and the revision read at."""
         touch = self._activity.due(session_id)
+        # Names and ids hold no space (checked): one argument carries them all.
         reply = await self._scripts.get_variables(
-            self.keys(session_id), ReadArgs(_now_ms(), int(touch)), refs
+            self.keys(session_id), ReadArgs(_now_ms(), int(touch)), [" ".join(refs)]
         )
         ttl, rows, revision = reply.result(Context(session_id))
         if touch:

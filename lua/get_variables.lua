@@ -3,7 +3,8 @@
 -- appendfsync always every write costs a disk flush, and writes replicate.
 -- Contract: GET_VARIABLES in bridge_server/contracts.py; prelude: bridge_server/scripts.py.
 -- KEYS: session, vars, names, log
--- ARGV: now_ms, touch (0|1), ref...
+-- ARGV: now_ms, touch (0|1), refs (every name or id, separated by spaces: one argument, not one
+--       per ref, which redis-py would encode one by one in Python)
 -- Returns: {1} when the session does not exist, else {0, ttl, entries, revision} with one entry per
 --          ref: false when not found, else {id, record} (bridge_server/records.py);
 --          revision is the session's, which every value read here is the state at (one atomic read).
@@ -14,7 +15,7 @@ if ARGV[2] == '1' then ub_touch(ARGV[1], ttl) end
 -- Two calls whatever the batch's size (a call from Lua costs more than the fields it reads): every
 -- ref's id, then every id's record.
 local refs = {}
-for i = 3, #ARGV do refs[i - 2] = ARGV[i] end
+for ref in string.gmatch(ARGV[3], '%S+') do refs[#refs + 1] = ref end
 local ids = ub_chunked('HMGET', KEYS[3], refs)
 for k, ref in ipairs(refs) do
   -- A name wins over an id: a variable may well be named like another's id.
