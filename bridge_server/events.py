@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 
+from unified_bridge._rules import MAX_WRITER_LENGTH
 from unified_bridge.proto import unified_bridge_pb2 as pb
 
 __all__ = [
@@ -117,8 +119,17 @@ def decode_event(data: bytes) -> ChangeEvent:
         EventKind(int(kind)),
         int(time_ms),
         tuple(changes),
-        data[position:].decode() if position < len(data) else "",
+        _writer_of(data[position:]),
     )
+
+
+# What `unified_bridge._rules.check_writer` lets a request carry (an empty token is no token).
+_WRITER_TOKEN = re.compile(rb"[A-Za-z0-9_-]{1,%d}" % MAX_WRITER_LENGTH)
+
+
+def _writer_of(tail: bytes) -> str:
+    """The writer token after an event's last change; "" when there is none, or nothing like one."""
+    return tail.decode() if tail and _WRITER_TOKEN.fullmatch(tail) else ""
 
 
 class LiveEvent:

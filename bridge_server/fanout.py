@@ -93,6 +93,7 @@ class Subscription:
         self.own_writes_flush = own_writes_flush
         self._flush: asyncio.TimerHandle | None = None
         self._held = 0  # bytes of own writes the watcher holds back (counted like queued events)
+        self._released = False
 
     def hold(self, size: int) -> bool:
         """Count ``size`` more bytes of own writes held back; False once they pass the watcher's or
@@ -118,6 +119,8 @@ class Subscription:
         self.queue.put_nowait(OWN_WRITES_DUE)
 
     def deliver(self, item: Delivery) -> None:
+        if self._released:
+            return  # the watcher is gone: nothing may count against the budget for it any more
         if item is IDLE and not self.queue.empty():
             return  # the watcher has news to read; it checks the session when it runs out
         budget, size = self._budget, _size(item)
@@ -152,6 +155,7 @@ class Subscription:
 
     def release(self) -> None:
         """The watcher is gone: what it had queued no longer counts."""
+        self._released = True
         if self._flush is not None:
             self._flush.cancel()
             self._flush = None
@@ -244,7 +248,14 @@ class EventHub:
             return confirmed
 
     async def unsubscribe(self, subscription: Subscription) -> None:
-        subscription.release()
+        try:
+            await self._leave(subscription)
+        finally:
+            # Released once nothing more can be delivered to it: a delivery after the release would
+            # count against the frontend's budget for good.
+            subscription.release()
+
+    async def _leave(self, subscription: Subscription) -> None:
         async with self._lock:
             watchers = self._subscriptions.get(subscription.channel)
             if watchers is None:

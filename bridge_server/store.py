@@ -112,7 +112,8 @@ class VariableStore:
         # its session lives; but an import lets clients choose ids, so the key holds the session and a
         # read checks that the stored blob is still the cached one (a session deleted and imported again).
         self._definitions: dict[tuple[str, str], tuple[bytes, Definition]] = {}
-        # (session, ref) -> id. May go stale (delete + re-register); the scripts catch that.
+        # (session, ref) -> id. May go stale (delete + re-register): the update script finds no record
+        # under a stale id, and says whether its name has another variable now.
         self._ids: dict[tuple[str, str], str] = {}
         self._positions_in_flight: dict[str, asyncio.Future[int | None]] = {}
         self._importer = SessionImporter(redis, self._scripts, settings)
@@ -412,15 +413,20 @@ class VariableStore:
             if not pending:
                 return [o for o in outcomes if o is not None], await self._current_revision(session_id)
             reply = await self._run_set_script(session_id, pending, atomic, writer)
-            stale = [
-                ref
-                for (_, ref, _, _, _), status in zip(pending, reply[1::2], strict=True)
+            # The script found no variable under the id it was given, and another one under its name.
+            changed = [
+                (ref, definition)
+                for (_, ref, definition, _, _), status in zip(pending, reply[1::2], strict=True)
                 if status == SetItemStatus.DEFINITION_CHANGED
             ]
+            for ref, _ in changed:
+                self._ids.pop((session_id, ref), None)  # the ref names another variable now, or none
+            # A ref that is the old id itself is simply not found; a name is looked up again.
+            stale = [ref for ref, definition in changed if ref != definition.id]
             if stale and (atomic or int(reply[0]) == 0):
                 # Nothing was written: re-read the definitions that changed, validate again.
                 for ref in stale:
-                    self._ids.pop((session_id, ref), None)
+                    definitions.pop(ref, None)
                 definitions.update(await self._definitions_for(session_id, stale))
                 continue
             results = self._outcomes(pending, outcomes, reply, atomic, len(updates))
@@ -530,6 +536,8 @@ class VariableStore:
         for position, (index, ref, definition, _, expected_version) in enumerate(pending):
             status = status_of(SetItemStatus, "set_variables", reply[1 + 2 * position])
             detail = reply[2 + 2 * position]
+            if status is SetItemStatus.DEFINITION_CHANGED and ref == definition.id:
+                status = SetItemStatus.NOT_FOUND  # asked by that very id, which is gone
             # An applied item, the common case, needs no error context.
             error = (
                 None

@@ -406,7 +406,11 @@ def test_an_update_by_name_reaches_the_variable_registered_anew_elsewhere(
             assert (results[0].ok, results[0].id) == (True, new.id)
         else:
             assert (results[0].ok, results[0].error.code) == (False, "NOT_FOUND")
-            set_value(stale, session_id, "x", integer(7))
+            again = pb.SetVariablesRequest(
+                session_id=session_id, atomic=False, updates=[update("x", 7), update("y", 4)]
+            )
+            # The frontend forgot what x meant to it: this time it looks the name up again.
+            assert [r.ok for r in stale.SetVariables(again).results] == [True, True]
         assert results[1].ok
         current = get(stale, session_id, "x")
         assert (current.id, current.value.integer_value, current.version) == (new.id, 7, 1)
@@ -415,3 +419,51 @@ def test_an_update_by_name_reaches_the_variable_registered_anew_elsewhere(
         by_old_id = pb.SetVariableRequest(session_id=session_id, name_or_id=old.id, value=integer(3))
         assert_status(rpc_error(stale.SetVariable, by_old_id), grpc.StatusCode.NOT_FOUND)
         assert get(fresh, session_id, "x").value.integer_value == 7
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_an_update_by_an_id_known_before_its_name_was_registered_anew_is_not_found(
+    frontend_factory, session_id, atomic
+):
+    # The first frontend has written through x's first id; x is deleted and registered again
+    # through the second. Through the first, the old id is not found, at once, and the new variable
+    # is untouched: the SDK then looks the name up again.
+    first, second = frontend_factory(), frontend_factory()
+    with grpc.insecure_channel(first.target) as one, grpc.insecure_channel(second.target) as two:
+        stale, fresh = pb_grpc.UnifiedBridgeStub(one), pb_grpc.UnifiedBridgeStub(two)
+        create_session(stale, session_id)
+        old = register(stale, session_id, "x", pb.VARIABLE_TYPE_INTEGER, integer(1))
+        set_value(stale, session_id, old.id, integer(2))  # the first frontend holds the old id
+        fresh.DeleteVariable(pb.DeleteVariableRequest(session_id=session_id, name_or_id="x"))
+        new = register(fresh, session_id, "x", pb.VARIABLE_TYPE_INTEGER, integer(5))
+        if atomic:
+            by_old_id = pb.SetVariableRequest(session_id=session_id, name_or_id=old.id, value=integer(3))
+            assert_status(
+                rpc_error(stale.SetVariable, by_old_id),
+                grpc.StatusCode.NOT_FOUND,
+                f"Variable not found: {old.id}",
+            )
+        else:
+            batch = pb.SetVariablesRequest(session_id=session_id, atomic=False, updates=[update(old.id, 3)])
+            result = stale.SetVariables(batch).results[0]
+            assert (result.ok, result.error.code) == (False, "NOT_FOUND")
+        current = get(fresh, session_id, "x")
+        assert (current.id, current.value.integer_value, current.version) == (new.id, 5, 0)
+
+
+def test_a_context_writing_by_id_reaches_the_variable_registered_anew_elsewhere(frontend_factory, session_id):
+    from unified_bridge import connect
+
+    first, second = frontend_factory(), frontend_factory()
+    with connect(first.target) as one, connect(second.target) as two:
+        writer = one.session(session_id, cache=False)
+        other = two.session(session_id, cache=False)
+        writer["x"] = 1
+        writer["x"] = 2  # by id, through the first frontend
+        other.delete_variable("x")
+        other["x"] = 10
+        writer["x"] = 3
+        assert other["x"] == 3
+        assert other.get_variable_info("x")["version"] == 1
+        writer.close()
+        other.close()

@@ -179,3 +179,26 @@ async def test_a_watcher_with_news_queued_is_not_told_idle_and_markers_cost_no_b
     assert subscription.queue.qsize() == 1  # the event is still to be read
     assert await subscription.get() is event
     assert budget.total_bytes == 0
+
+
+def test_a_released_subscription_counts_nothing_delivered_after_and_gives_back_what_it_held() -> None:
+    budget = QueueBudget(max_events=10, max_bytes=1 << 20, max_total_bytes=1 << 20)
+    subscription = Subscription("ch", budget)
+    subscription.deliver(LiveEvent(b"UB1 1 2 0 0\n"))
+    assert subscription.hold(100)
+    assert budget.total_bytes > 100
+    subscription.release()
+    assert budget.total_bytes == 0
+    subscription.deliver(LiveEvent(b"UB1 2 2 0 0\n"))  # a delivery racing the watcher's departure
+    subscription.deliver(RESYNC)
+    assert budget.total_bytes == 0
+    assert subscription.queue.empty()
+
+
+def test_own_writes_held_past_the_watchers_budget_must_go() -> None:
+    budget = QueueBudget(max_events=10, max_bytes=1000, max_total_bytes=1 << 20)
+    subscription = Subscription("ch", budget)
+    assert subscription.hold(600)
+    assert not subscription.hold(600)  # past the watcher's 1000 bytes
+    subscription.unhold()
+    assert budget.total_bytes == 0
