@@ -99,6 +99,8 @@ class Settings:
     shutdown_grace_seconds: float = 5.0
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES  # the SDK accepts as much by default
     definition_cache_size: int = 100_000
+    # Memory for variables read recently, kept by their stored bytes (0: none kept).
+    read_cache_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -290,6 +292,9 @@ HELP: Final[Mapping[str, str]] = MappingProxyType(
         "shutdown_grace_seconds": "how long in-flight calls may finish on SIGTERM or SIGINT",
         "max_message_bytes": "largest gRPC message sent or received",
         "definition_cache_size": "variable definitions (and name -> id hints) cached per frontend",
+        "read_cache_bytes": (
+            "memory for recently read variables: one read again unchanged is not decoded again (0: off)"
+        ),
     }
 )
 

@@ -140,6 +140,10 @@ def _encoded_or_serialized(message: Any) -> bytes:
     return encoded
 
 
+# Unary methods whose servicer may answer with the bytes of its reply.
+_PRE_ENCODED = frozenset({"GetVariable"})
+
+
 def add_servicer(
     servicer: Any, server: grpc.aio.Server, keyring: Callable[[], Keyring] | None = None
 ) -> None:
@@ -162,8 +166,11 @@ def add_servicer(
         handlers[method.name] = make(
             behavior,
             request_deserializer=_parser(request_class),
+            # A stream's events, and GetVariable's reply, may come already encoded.
             response_serializer=(
-                _encoded_or_serialized if method.server_streaming else response_class.SerializeToString
+                _encoded_or_serialized
+                if method.server_streaming or method.name in _PRE_ENCODED
+                else response_class.SerializeToString
             ),
         )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))

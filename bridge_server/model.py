@@ -95,6 +95,9 @@ class VariableRecord:
     value: Any
     version: int
     updated_at_ms: int
+    # Its Variable message, encoded once by the first GetVariable that answers with it (a record
+    # read again unchanged is the same object: see bridge_server.recent_reads).
+    wire: bytes | None = dataclasses.field(default=None, compare=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -214,10 +214,14 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
         )
 
     @unary
-    async def GetVariable(
+    async def GetVariable(  # type: ignore[override]  # the generated base knows no pre-encoded bytes
         self, request: pb.GetVariableRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.Variable:
-        return variable_to_proto(await self._store.get(request.session_id, request.name_or_id))
+    ) -> bytes:
+        """The Variable message's bytes: encoded once per record (see `VariableRecord.wire`)."""
+        record = await self._store.get(request.session_id, request.name_or_id)
+        if record.wire is None:
+            record.wire = variable_to_proto(record).SerializeToString()
+        return record.wire
 
     @unary
     async def GetVariables(

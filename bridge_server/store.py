@@ -45,6 +45,7 @@ from bridge_server.model import (
     VariableRecord,
     name_of_id,
 )
+from bridge_server.recent_reads import RecentReads
 from bridge_server.records import Record, decode_record
 from bridge_server.scripts import flags_supported, load_scripts, preload_scripts
 from bridge_server.storage import ReplicatedWritesRedis
@@ -116,6 +117,7 @@ class VariableStore:
         # under a stale id, and says whether its name has another variable now.
         self._ids: dict[tuple[str, str], str] = {}
         self._positions_in_flight: dict[str, asyncio.Future[int | None]] = {}
+        self._recent = RecentReads(settings.read_cache_bytes)
         self._importer = SessionImporter(redis, self._scripts, settings)
         self._wait_for_replicas_after_writes()
         self._activity = ActivityTracker(settings.activity_refresh_seconds, settings.definition_cache_size)
@@ -571,12 +573,19 @@ class VariableStore:
         return found
 
     def _variable(self, session_id: str, var_id: str, raw: bytes) -> VariableRecord:
-        """A variable from its stored record (see `bridge_server.records`)."""
+        """A variable from its stored record (see `bridge_server.records`); the same object as the
+        last read's when the record's bytes are the same."""
+        key = (session_id, var_id)
+        record = self._recent.get(key, raw)
+        if record is not None:
+            return record
         stored = decode_record(raw)
         definition = self._definition(session_id, var_id, stored)
-        return VariableRecord(
+        record = VariableRecord(
             definition, decode_value(definition.type, stored.value_blob), stored.version, stored.updated_at_ms
         )
+        self._recent.remember(key, raw, record)
+        return record
 
     def _definition(self, session_id: str, var_id: str, stored: Record) -> Definition:
         blob = stored.definition_blob
