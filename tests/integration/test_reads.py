@@ -21,10 +21,12 @@ from unified_bridge.proto import unified_bridge_pb2 as pb
 from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
 
 
-@pytest.fixture
-def pair(frontend_factory) -> Iterator[tuple[pb_grpc.UnifiedBridgeStub, pb_grpc.UnifiedBridgeStub]]:
-    """A reader frontend and a writer frontend on the same Redis."""
-    reader, writer = frontend_factory(), frontend_factory()
+@pytest.fixture(params=[16 * 1024 * 1024, 0], ids=["read cache", "no read cache"])
+def pair(
+    frontend_factory, request: pytest.FixtureRequest
+) -> Iterator[tuple[pb_grpc.UnifiedBridgeStub, pb_grpc.UnifiedBridgeStub]]:
+    """A reader frontend (keeping what it read, or not) and a writer frontend on the same Redis."""
+    reader, writer = frontend_factory(read_cache_bytes=request.param), frontend_factory()
     with grpc.insecure_channel(reader.target) as first, grpc.insecure_channel(writer.target) as second:
         yield pb_grpc.UnifiedBridgeStub(first), pb_grpc.UnifiedBridgeStub(second)
 
@@ -38,6 +40,10 @@ def test_reads_follow_writes_made_elsewhere(pair, session_id):
         set_value(writer, session_id, "x", pb.Value(integer_value=value))
         read = get(reader, session_id, "x")
         assert (read.value.integer_value, read.version) == (value, value - 1)
+        again = get(reader, session_id, "x")  # unchanged: the same answer, however it was made
+        assert again == read
+        many = reader.GetVariables(pb.GetVariablesRequest(session_id=session_id, names_or_ids=["x", "x"]))
+        assert list(many.variables) == [read, read]
 
 
 def test_a_name_deleted_and_registered_again_elsewhere_reads_as_the_new_variable(pair, session_id):
