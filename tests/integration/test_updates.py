@@ -3,6 +3,8 @@ revisions and the events they publish."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import grpc
 import pytest
 
@@ -380,75 +382,80 @@ def test_a_batch_larger_than_one_redis_call_is_read_and_written_whole(stub, sess
 # --- a name whose variable changed on another frontend -----------------------------------------
 
 
+@pytest.fixture
+def stale_and_fresh(frontend_factory, session_id) -> Iterator[tuple[pb_grpc.UnifiedBridgeStub, ...]]:
+    """Two frontends on one Redis, the session created: "stale" will remember a variable that is
+    then deleted and registered again through "fresh"."""
+    first, second = frontend_factory(), frontend_factory()
+    with grpc.insecure_channel(first.target) as one, grpc.insecure_channel(second.target) as two:
+        stale, fresh = pb_grpc.UnifiedBridgeStub(one), pb_grpc.UnifiedBridgeStub(two)
+        create_session(stale, session_id)
+        yield stale, fresh
+
+
 @pytest.mark.parametrize("atomic", [True, False])
 def test_an_update_by_name_reaches_the_variable_registered_anew_elsewhere(
-    frontend_factory, session_id, atomic
+    stale_and_fresh, session_id, atomic
 ):
     # The first frontend knows x as its first variable; through the second, x is deleted and
     # registered again with bounds the old one did not have. An atomic update by name through the
     # first lands on the new variable, checked against its definition. A non-atomic batch that
     # applied its other items cannot be tried again: that item reports NOT_FOUND (its variable is
     # gone), and the next update by name reaches the new variable.
-    first, second = frontend_factory(), frontend_factory()
-    with grpc.insecure_channel(first.target) as one, grpc.insecure_channel(second.target) as two:
-        stale, fresh = pb_grpc.UnifiedBridgeStub(one), pb_grpc.UnifiedBridgeStub(two)
-        create_session(stale, session_id)
-        old = register(stale, session_id, "x", pb.VARIABLE_TYPE_INTEGER, integer(1))
-        register(stale, session_id, "y", pb.VARIABLE_TYPE_INTEGER, integer(1))
-        set_value(stale, session_id, "x", integer(2))  # the first frontend now holds x's id
-        fresh.DeleteVariable(pb.DeleteVariableRequest(session_id=session_id, name_or_id="x"))
-        new = register(fresh, session_id, "x", pb.VARIABLE_TYPE_INTEGER, integer(5), pb.Constraints(max=10))
-        batch = pb.SetVariablesRequest(
-            session_id=session_id, atomic=atomic, updates=[update("x", 7), update("y", 3)]
+    stale, fresh = stale_and_fresh
+    old = register(stale, session_id, "x", pb.VARIABLE_TYPE_INTEGER, integer(1))
+    register(stale, session_id, "y", pb.VARIABLE_TYPE_INTEGER, integer(1))
+    set_value(stale, session_id, "x", integer(2))  # the first frontend now holds x's id
+    fresh.DeleteVariable(pb.DeleteVariableRequest(session_id=session_id, name_or_id="x"))
+    new = register(fresh, session_id, "x", pb.VARIABLE_TYPE_INTEGER, integer(5), pb.Constraints(max=10))
+    batch = pb.SetVariablesRequest(
+        session_id=session_id, atomic=atomic, updates=[update("x", 7), update("y", 3)]
+    )
+    results = stale.SetVariables(batch).results
+    if atomic:
+        assert (results[0].ok, results[0].id) == (True, new.id)
+    else:
+        assert (results[0].ok, results[0].error.code) == (False, "NOT_FOUND")
+        again = pb.SetVariablesRequest(
+            session_id=session_id, atomic=False, updates=[update("x", 7), update("y", 4)]
         )
-        results = stale.SetVariables(batch).results
-        if atomic:
-            assert (results[0].ok, results[0].id) == (True, new.id)
-        else:
-            assert (results[0].ok, results[0].error.code) == (False, "NOT_FOUND")
-            again = pb.SetVariablesRequest(
-                session_id=session_id, atomic=False, updates=[update("x", 7), update("y", 4)]
-            )
-            # The frontend forgot what x meant to it: this time it looks the name up again.
-            assert [r.ok for r in stale.SetVariables(again).results] == [True, True]
-        assert results[1].ok
-        current = get(stale, session_id, "x")
-        assert (current.id, current.value.integer_value, current.version) == (new.id, 7, 1)
-        over = pb.SetVariableRequest(session_id=session_id, name_or_id="x", value=integer(11))
-        assert_status(rpc_error(stale.SetVariable, over), grpc.StatusCode.INVALID_ARGUMENT)
-        by_old_id = pb.SetVariableRequest(session_id=session_id, name_or_id=old.id, value=integer(3))
-        assert_status(rpc_error(stale.SetVariable, by_old_id), grpc.StatusCode.NOT_FOUND)
-        assert get(fresh, session_id, "x").value.integer_value == 7
+        # The frontend forgot what x meant to it: this time it looks the name up again.
+        assert [r.ok for r in stale.SetVariables(again).results] == [True, True]
+    assert results[1].ok
+    current = get(stale, session_id, "x")
+    assert (current.id, current.value.integer_value, current.version) == (new.id, 7, 1)
+    over = pb.SetVariableRequest(session_id=session_id, name_or_id="x", value=integer(11))
+    assert_status(rpc_error(stale.SetVariable, over), grpc.StatusCode.INVALID_ARGUMENT)
+    by_old_id = pb.SetVariableRequest(session_id=session_id, name_or_id=old.id, value=integer(3))
+    assert_status(rpc_error(stale.SetVariable, by_old_id), grpc.StatusCode.NOT_FOUND)
+    assert get(fresh, session_id, "x").value.integer_value == 7
 
 
 @pytest.mark.parametrize("atomic", [True, False])
 def test_an_update_by_an_id_known_before_its_name_was_registered_anew_is_not_found(
-    frontend_factory, session_id, atomic
+    stale_and_fresh, session_id, atomic
 ):
     # The first frontend has written through x's first id; x is deleted and registered again
     # through the second. Through the first, the old id is not found, at once, and the new variable
     # is untouched: the SDK then looks the name up again.
-    first, second = frontend_factory(), frontend_factory()
-    with grpc.insecure_channel(first.target) as one, grpc.insecure_channel(second.target) as two:
-        stale, fresh = pb_grpc.UnifiedBridgeStub(one), pb_grpc.UnifiedBridgeStub(two)
-        create_session(stale, session_id)
-        old = register(stale, session_id, "x", pb.VARIABLE_TYPE_INTEGER, integer(1))
-        set_value(stale, session_id, old.id, integer(2))  # the first frontend holds the old id
-        fresh.DeleteVariable(pb.DeleteVariableRequest(session_id=session_id, name_or_id="x"))
-        new = register(fresh, session_id, "x", pb.VARIABLE_TYPE_INTEGER, integer(5))
-        if atomic:
-            by_old_id = pb.SetVariableRequest(session_id=session_id, name_or_id=old.id, value=integer(3))
-            assert_status(
-                rpc_error(stale.SetVariable, by_old_id),
-                grpc.StatusCode.NOT_FOUND,
-                f"Variable not found: {old.id}",
-            )
-        else:
-            batch = pb.SetVariablesRequest(session_id=session_id, atomic=False, updates=[update(old.id, 3)])
-            result = stale.SetVariables(batch).results[0]
-            assert (result.ok, result.error.code) == (False, "NOT_FOUND")
-        current = get(fresh, session_id, "x")
-        assert (current.id, current.value.integer_value, current.version) == (new.id, 5, 0)
+    stale, fresh = stale_and_fresh
+    old = register(stale, session_id, "x", pb.VARIABLE_TYPE_INTEGER, integer(1))
+    set_value(stale, session_id, old.id, integer(2))  # the first frontend holds the old id
+    fresh.DeleteVariable(pb.DeleteVariableRequest(session_id=session_id, name_or_id="x"))
+    new = register(fresh, session_id, "x", pb.VARIABLE_TYPE_INTEGER, integer(5))
+    if atomic:
+        by_old_id = pb.SetVariableRequest(session_id=session_id, name_or_id=old.id, value=integer(3))
+        assert_status(
+            rpc_error(stale.SetVariable, by_old_id),
+            grpc.StatusCode.NOT_FOUND,
+            f"Variable not found: {old.id}",
+        )
+    else:
+        batch = pb.SetVariablesRequest(session_id=session_id, atomic=False, updates=[update(old.id, 3)])
+        result = stale.SetVariables(batch).results[0]
+        assert (result.ok, result.error.code) == (False, "NOT_FOUND")
+    current = get(fresh, session_id, "x")
+    assert (current.id, current.value.integer_value, current.version) == (new.id, 5, 0)
 
 
 def test_a_context_writing_by_id_reaches_the_variable_registered_anew_elsewhere(frontend_factory, session_id):
