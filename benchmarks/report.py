@@ -251,7 +251,7 @@ def _own_writes_rows(variants: dict[str, dict[str, Any]]) -> list[list[str]]:
                 f"SDK update, cache on ({what}): frontend CPU",
                 f"{row['frontend_cpu_us']:.0f} us",
                 f"p50 {format_us(row['p50_us'])}",
-                f"{ratio['median']:.2f}x of cache off ({off:.0f} us), {ratio['min']:.2f}-{ratio['max']:.2f}",
+                f"{_range(ratio)} of cache off ({off:.0f} us)",
                 "",
             ]
         )
@@ -492,13 +492,13 @@ def frontend_floor_lines(section: dict[str, Any]) -> list[str]:
         lines.append(
             f"GetVariable paced (one call every {paced['gap_ms']:.0f} ms): frontend p50 "
             f"{paced['frontend_p50_us']['median']:.0f} us, floor {paced['floor_p50_us']['median']:.0f} us, "
-            f"ratio {ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})"
+            f"ratio {_range(ratio)}"
         )
     if sdk := section.get("sdk_get"):
         ratio = sdk["p50_ratio_to_raw"]
         lines.append(
             f"SDK get (cache off), in the same shuffle: p50 {sdk['p50_us']['median']:.0f} us, "
-            f"{ratio['median']:.2f}x the raw stub ({ratio['min']:.2f}-{ratio['max']:.2f}), "
+            f"{_range(ratio)} the raw stub, "
             f"client CPU {sdk['client_cpu_us']['median']:.0f} us per call"
         )
     return lines
