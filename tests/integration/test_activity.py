@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -14,6 +17,32 @@ from unified_bridge.proto import unified_bridge_pb2 as pb
 from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
 
 
+@contextlib.contextmanager
+def _on_a_private_redis(
+    redis_process_factory, frontend_factory, session_id: str, **settings: Any
+) -> Iterator[tuple[pb_grpc.UnifiedBridgeStub, redis.Redis]]:
+    """A stub on a frontend (started with ``settings``) whose Redis no other test uses, so its command
+    counts are this test's, a client on that Redis, and the session created."""
+    redis_server = redis_process_factory()
+    frontend = frontend_factory(redis_url=redis_server.url, **settings)
+    with grpc.insecure_channel(frontend.target) as channel, redis.Redis.from_url(redis_server.url) as client:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id)
+        yield stub, client
+
+
+@contextlib.contextmanager
+def _short_lived_session(
+    frontend_factory, session_id: str, **settings: Any
+) -> Iterator[pb_grpc.UnifiedBridgeStub]:
+    """A stub on a frontend (started with ``settings``) and a session created with a 2 s TTL."""
+    frontend = frontend_factory(**settings)
+    with grpc.insecure_channel(frontend.target) as channel:
+        stub = pb_grpc.UnifiedBridgeStub(channel)
+        create_session(stub, session_id, ttl_seconds=2)
+        yield stub
+
+
 def _calls(client: redis.Redis, command: str) -> int:
     stats = client.info("commandstats").get(f"cmdstat_{command}")
     return int(stats["calls"]) if stats else 0
@@ -23,11 +52,9 @@ def _calls(client: redis.Redis, command: str) -> int:
 def test_repeated_reads_and_writes_refresh_nothing_until_a_refresh_is_due(
     redis_process_factory, frontend_factory, session_id
 ):
-    redis_server = redis_process_factory()
-    frontend = frontend_factory(redis_url=redis_server.url, watch_idle_check_seconds=3600)
-    with grpc.insecure_channel(frontend.target) as channel, redis.Redis.from_url(redis_server.url) as client:
-        stub = pb_grpc.UnifiedBridgeStub(channel)
-        create_session(stub, session_id)
+    with _on_a_private_redis(
+        redis_process_factory, frontend_factory, session_id, watch_idle_check_seconds=3600
+    ) as (stub, client):
         register_int(stub, session_id, "x")
         client.config_resetstat()
         for _ in range(50):
@@ -46,10 +73,7 @@ def test_repeated_reads_and_writes_refresh_nothing_until_a_refresh_is_due(
 
 
 def test_writes_alone_keep_a_short_lived_session_alive(frontend_factory, session_id):
-    frontend = frontend_factory()
-    with grpc.insecure_channel(frontend.target) as channel:
-        stub = pb_grpc.UnifiedBridgeStub(channel)
-        create_session(stub, session_id, ttl_seconds=2)
+    with _short_lived_session(frontend_factory, session_id) as stub:
         register_int(stub, session_id, "x")
         deadline, value = time.monotonic() + 3.5, 0  # well past the 2 s TTL
         while time.monotonic() < deadline:
@@ -64,10 +88,7 @@ def test_writes_alone_keep_a_short_lived_session_alive(frontend_factory, session
 
 
 def test_reads_alone_keep_a_short_lived_session_alive(frontend_factory, session_id):
-    frontend = frontend_factory()
-    with grpc.insecure_channel(frontend.target) as channel:
-        stub = pb_grpc.UnifiedBridgeStub(channel)
-        create_session(stub, session_id, ttl_seconds=2)
+    with _short_lived_session(frontend_factory, session_id) as stub:
         register_int(stub, session_id, "x")
         deadline = time.monotonic() + 3.5  # well past the 2 s TTL
         while time.monotonic() < deadline:
@@ -80,13 +101,11 @@ def test_reads_alone_keep_a_short_lived_session_alive(frontend_factory, session_
 def test_an_idle_watchers_checks_write_nothing_until_a_refresh_is_due(
     redis_process_factory, frontend_factory, session_id
 ):
-    redis_server = redis_process_factory()
-    frontend = frontend_factory(
-        redis_url=redis_server.url, watch_idle_check_seconds=0.05, activity_refresh_seconds=3600
-    )
-    with grpc.insecure_channel(frontend.target) as channel, redis.Redis.from_url(redis_server.url) as client:
-        stub = pb_grpc.UnifiedBridgeStub(channel)
-        create_session(stub, session_id)
+    settings = {"watch_idle_check_seconds": 0.05, "activity_refresh_seconds": 3600}
+    with _on_a_private_redis(redis_process_factory, frontend_factory, session_id, **settings) as (
+        stub,
+        client,
+    ):
         reader = EventReader(stub, session_id)
         try:
             reader.until_caught_up()
@@ -98,10 +117,7 @@ def test_an_idle_watchers_checks_write_nothing_until_a_refresh_is_due(
 
 
 def test_a_watcher_alone_keeps_a_short_lived_session_alive(frontend_factory, session_id):
-    frontend = frontend_factory(watch_idle_check_seconds=0.2)
-    with grpc.insecure_channel(frontend.target) as channel:
-        stub = pb_grpc.UnifiedBridgeStub(channel)
-        create_session(stub, session_id, ttl_seconds=2)
+    with _short_lived_session(frontend_factory, session_id, watch_idle_check_seconds=0.2) as stub:
         reader = EventReader(stub, session_id)
         try:
             reader.until_caught_up()
@@ -116,11 +132,9 @@ def test_the_watchers_of_a_quiet_session_check_it_with_one_read(
     redis_process_factory, frontend_factory, session_id
 ):
     """Ten watchers of one quiet session: each idle check is one script call, not ten."""
-    redis_server = redis_process_factory()
-    frontend = frontend_factory(redis_url=redis_server.url, watch_idle_check_seconds=0.1)
-    with grpc.insecure_channel(frontend.target) as channel, redis.Redis.from_url(redis_server.url) as client:
-        stub = pb_grpc.UnifiedBridgeStub(channel)
-        create_session(stub, session_id)
+    with _on_a_private_redis(
+        redis_process_factory, frontend_factory, session_id, watch_idle_check_seconds=0.1
+    ) as (stub, client):
         readers = [EventReader(stub, session_id) for _ in range(10)]
         try:
             for reader in readers:
