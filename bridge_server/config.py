@@ -90,7 +90,7 @@ class Settings:
     max_watch_streams_per_connection: int = 1000
     watch_idle_check_seconds: float = 5.0
     # A watcher's own writes (its writer token) are not sent one by one: the next message lists them,
-    # or one message within this delay. 0: they are sent in full like any other.
+    # or one message after this delay. 0: they are sent in full like any other.
     watch_own_writes_flush_seconds: float = 0.02
     health_check_interval_seconds: float = 1.0
     redis_timeout_seconds: float = 5.0
@@ -284,7 +284,7 @@ HELP: Final[Mapping[str, str]] = MappingProxyType(
         "max_watch_streams_per_connection": "watch streams per client connection; past it RESOURCE_EXHAUSTED",
         "watch_idle_check_seconds": "a quiet watch stream checks its session this often",
         "watch_own_writes_flush_seconds": (
-            "a watcher's own writes ride on its next message, or go alone within this (0: sent in full)"
+            "a watcher's own writes ride on its next message, or go alone after this (0: sent in full)"
         ),
         "health_check_interval_seconds": "how often readiness pings Redis",
         "redis_timeout_seconds": "a Redis command (or wait for a connection) slower than this is UNAVAILABLE",

@@ -95,13 +95,17 @@ class Subscription:
         self._held = 0  # bytes of own writes the watcher holds back (counted like queued events)
         self._released = False
 
-    def hold(self, size: int) -> bool:
-        """Count ``size`` more bytes of own writes held back; False once they pass the watcher's or
-        the frontend's budget (then they must go now)."""
+    def hold(self, size: int, limit: int) -> bool:
+        """Count ``size`` more bytes of own writes held back; False once they reach ``limit`` or
+        pass the watcher's or the frontend's budget (then they must go now)."""
         self._held += size
         self._budget.total_bytes += size
         budget = self._budget
-        return self._held <= budget.max_bytes and budget.total_bytes <= budget.max_total_bytes
+        return (
+            self._held < limit
+            and self._held <= budget.max_bytes
+            and budget.total_bytes <= budget.max_total_bytes
+        )
 
     def unhold(self) -> None:
         """The own writes held back are sent: they no longer count."""
@@ -109,7 +113,7 @@ class Subscription:
         self._held = 0
 
     def flush_soon(self) -> None:
-        """The watcher holds back its own writes: queue OWN_WRITES_DUE within the flush delay (one
+        """The watcher holds back its own writes: queue OWN_WRITES_DUE after the flush delay (one
         timer at a time, however many writes it holds)."""
         if self._flush is None:
             self._flush = asyncio.get_running_loop().call_later(self.own_writes_flush, self._flush_due)

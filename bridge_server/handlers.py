@@ -132,8 +132,9 @@ async def _end_refused(context: grpc.aio.ServicerContext[Any, Any], method: str,
 
 
 def _encoded_or_serialized(message: Any) -> bytes:
-    """A stream's message, or the bytes of one already encoded: an event every watcher of a session
-    sends is encoded once per frontend, not once per stream."""
+    """A message, or the bytes of one already encoded: an event every watcher of a session sends is
+    encoded once per frontend, not once per stream, and a variable read again unchanged once in all
+    (`VariableRecord.wire`)."""
     if type(message) is bytes:
         return message
     encoded: bytes = message.SerializeToString()

@@ -65,7 +65,6 @@ class _HeldOwnWrites:
         self._subscription = subscription
         self._limit = limit
         self._writes: list[HeldWrite] = []
-        self._size = 0
 
     def __bool__(self) -> bool:
         return bool(self._writes)
@@ -74,9 +73,7 @@ class _HeldOwnWrites:
         """Hold ``event`` back; True when what is held must go now."""
         write = HeldWrite.of(event)
         self._writes.append(write)
-        self._size += write.size
-        within_budgets = self._subscription.hold(write.size)
-        return self._size >= self._limit or not within_budgets
+        return not self._subscription.hold(write.size, self._limit)
 
     def take(self) -> OwnWrites:
         """What is held, to go alone; nothing is held after."""
@@ -85,7 +82,6 @@ class _HeldOwnWrites:
     def attach(self, item: ChangeEvent | LiveEvent | None) -> OwnWrites:
         writes = tuple(self._writes)
         self._writes.clear()
-        self._size = 0
         self._subscription.unhold()
         return OwnWrites(writes, item)
 

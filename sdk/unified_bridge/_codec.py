@@ -181,9 +181,10 @@ _KEPT_PACKER_MAX = 64 * 1024
 
 
 def _pack(payload: Any) -> bytes:
-    """msgpack bytes of ``payload``, with a packer this thread keeps: a new one per value costs
-    270 ns, a kept one 45 ns for a small value. It is taken out while in use (a pack within a pack
-    makes its own), and not put back after an error or a large value."""
+    """msgpack bytes of ``payload``, with a packer this thread keeps: 133 ns for a small value,
+    taking and putting back included, against 270 ns for ``msgpack.packb`` (a new packer per value).
+    It is taken out while in use (a pack within a pack makes its own), and not put back after an
+    error or a large value."""
     kept = _PACKERS.__dict__
     packer = kept.pop("packer", None) or msgpack.Packer(use_bin_type=True)
     packed: bytes = packer.pack(payload)

@@ -185,7 +185,7 @@ def test_a_released_subscription_counts_nothing_delivered_after_and_gives_back_w
     budget = QueueBudget(max_events=10, max_bytes=1 << 20, max_total_bytes=1 << 20)
     subscription = Subscription("ch", budget)
     subscription.deliver(LiveEvent(b"UB1 1 2 0 0\n"))
-    assert subscription.hold(100)
+    assert subscription.hold(100, limit=1 << 20)
     assert budget.total_bytes > 100
     subscription.release()
     assert budget.total_bytes == 0
@@ -198,7 +198,10 @@ def test_a_released_subscription_counts_nothing_delivered_after_and_gives_back_w
 def test_own_writes_held_past_the_watchers_budget_must_go() -> None:
     budget = QueueBudget(max_events=10, max_bytes=1000, max_total_bytes=1 << 20)
     subscription = Subscription("ch", budget)
-    assert subscription.hold(600)
-    assert not subscription.hold(600)  # past the watcher's 1000 bytes
+    assert subscription.hold(600, limit=1 << 20)
+    assert not subscription.hold(600, limit=1 << 20)  # past the watcher's 1000 bytes
+    subscription.unhold()
+    assert subscription.hold(600, limit=2000)
+    assert not subscription.hold(1400, limit=2000)  # at the limit given
     subscription.unhold()
     assert budget.total_bytes == 0

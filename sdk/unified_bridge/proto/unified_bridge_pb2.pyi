@@ -1209,7 +1209,7 @@ class WatchSessionRequest(_message.Message):
     writer: _builtins.str
     """A token the watcher also puts on its own writes (SetVariableRequest.writer). A live event of
     such a write is not sent on its own: the next message lists it in `own_writes` (ids and
-    versions, no values), or a message of kind OWN_WRITES does within the frontend's flush delay.
+    versions, no values), or a message of kind OWN_WRITES does after the frontend's flush delay.
     A context that already holds what it wrote is spared a message per write. "" for none.
     """
     @_builtins.property
