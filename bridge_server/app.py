@@ -8,16 +8,18 @@ import logging
 import signal
 import ssl
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bridge_server.auth import TokenAuthInterceptor, parse_tokens
 from bridge_server.config import Settings
 from bridge_server.fanout import EventHub, QueueBudget
+from bridge_server.generic_handlers import GenericHandlersOnly
 from bridge_server.handlers import add_servicer
 from bridge_server.health import SERVICE_NAME, HealthMonitor
 from bridge_server.metrics import Metrics
@@ -86,10 +88,14 @@ class BridgeServer:
         slots = StreamSlots(settings.max_watch_streams, settings.max_watch_streams_per_connection)
         servicer = BridgeServicer(self.store, self.hub, self.metrics, lambda: self.health.refusal, slots)
         add_servicer(servicer, self._server, self._current_keyring if self._auth else None)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self._server)
-        reflection.enable_server_reflection(
-            (pb.DESCRIPTOR.services_by_name["UnifiedBridge"].full_name, reflection.SERVICE_NAME),
-            self._server,
+        generic_only: Any = GenericHandlersOnly(self._server)  # the generated functions are untyped
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, generic_only)
+        # What enable_server_reflection adds for a grpc.aio server, through the same view.
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+            reflection.aio.ReflectionServicer(  # type: ignore[attr-defined]  # exported, not in the stubs
+                (pb.DESCRIPTOR.services_by_name["UnifiedBridge"].full_name, reflection.SERVICE_NAME)
+            ),
+            generic_only,
         )
         self.port = 0
         self.metrics_port = 0

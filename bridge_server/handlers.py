@@ -174,6 +174,5 @@ def add_servicer(
                 else response_class.SerializeToString
             ),
         )
+    # A generic handler only, no registered methods: see bridge_server/generic_handlers.py.
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
-    # Registered methods skip the generic lookup per call (grpcio >= 1.62; the stubs lag behind).
-    server.add_registered_method_handlers(service.full_name, handlers)  # type: ignore[attr-defined]
