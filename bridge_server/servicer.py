@@ -82,11 +82,9 @@ def unary(
             response = await method(self, request, context)
         except Exception as exc:
             status = status_for(exc)
-            metrics.calls.labels(name, status.code.name).inc()
+            metrics.finished(name, status.code.name)
             await _abort(context, status)
-        succeeded, latency = metrics.unary_children(name)
-        latency.observe(time.perf_counter() - started)
-        succeeded.inc()
+        metrics.unary(name).succeeded(time.perf_counter() - started)
         return response
 
     return wrapper
@@ -349,4 +347,4 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
             if slot:
                 self.streams.give_back(peer)
                 self.metrics.watch_streams.dec()
-            self.metrics.calls.labels("WatchSession", code.name).inc()
+            self.metrics.finished("WatchSession", code.name)
