@@ -238,7 +238,7 @@ class VariableStore:
 
     async def get(self, session_id: str, ref: str) -> VariableRecord:
         session_id = self.checked_session_id(session_id)
-        record = await self._read_by_known_id(session_id, self._checked_ref(ref))
+        record = await self._read_by_known_id(session_id, ref)  # a known ref passed the checks then
         if record is not None:
             return record
         records, missing, _ = await self.get_many(session_id, [ref])
