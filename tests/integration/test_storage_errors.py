@@ -109,6 +109,25 @@ def test_a_read_only_replica_is_unavailable(redis_process_factory, frontend_fact
 
 
 @pytest.mark.real_redis
+def test_scripts_flushed_from_redis_are_loaded_again(redis_process_factory, frontend_factory, session_id):
+    server = redis_process_factory()
+    frontend = frontend_factory(redis_url=server.url)
+    channel, stub = _stub_on(frontend)
+    with channel, redis.Redis.from_url(server.url) as direct:
+        create_session(stub, session_id)
+        register_int(stub, session_id, "n")
+        direct.script_flush()  # as after a restart without persistence of scripts, or a failover
+        assert stub.SetVariable(_set(stub, session_id, 5)).version == 1
+        assert (
+            stub.GetVariable(pb.GetVariableRequest(session_id=session_id, name_or_id="n")).value.integer_value
+            == 5
+        )
+        script_loads = direct.info("commandstats")["cmdstat_script|load"]["calls"]
+        stub.SetVariable(_set(stub, session_id, 6))
+        assert direct.info("commandstats")["cmdstat_script|load"]["calls"] == script_loads  # loaded once
+
+
+@pytest.mark.real_redis
 def test_a_busy_script_is_unavailable(redis_process_factory, frontend_factory, session_id: str) -> None:
     server = redis_process_factory("--busy-reply-threshold", "50")
     frontend = frontend_factory(redis_url=server.url)

@@ -107,10 +107,10 @@ async def test_only_write_scripts_wait_for_replicas() -> None:
         store = VariableStore(client, Settings(redis_url="redis://127.0.0.1:1/0", redis_wait_replicas=1))
         scripts = store._scripts
         waiting = client._write_shas
-        assert scripts.set_variables._script.sha in waiting
-        assert scripts.delete_session._script.sha in waiting
-        assert scripts.get_variables._script.sha not in waiting
-        assert scripts.list_variables._script.sha not in waiting
+        assert scripts.set_variables.sha in waiting
+        assert scripts.delete_session.sha in waiting
+        assert scripts.get_variables.sha not in waiting
+        assert scripts.list_variables.sha not in waiting
     finally:
         await client.aclose()
 
