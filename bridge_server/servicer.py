@@ -8,6 +8,7 @@ compare-and-set conflict sends the variable's current version (`CURRENT_VERSION_
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -339,12 +340,17 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
                         yield carried
                 else:
                     yield _event_bytes(event)
+        except (asyncio.CancelledError, GeneratorExit):
+            # The caller cancelled or went away, or the access check ended the stream for it
+            # (`handlers._screened`, which logs why): not an OK stream.
+            code = grpc.StatusCode.CANCELLED
+            raise
         except Exception as exc:
             status = status_for(exc)
             code = status.code
             await _abort(context, status)
         finally:
-            if slot:
+            self.metrics.finished("WatchSession", code.name)  # first: a scrape that sees the
+            if slot:  # stream gone from the gauge sees it counted
                 self.streams.give_back(peer)
                 self.metrics.watch_streams.dec()
-            self.metrics.finished("WatchSession", code.name)

@@ -44,6 +44,9 @@ def test_metrics_count_calls_streams_and_redis(frontend_factory, session_id):
     assert _sample(text, 'bridge_rpc_calls_total{code="OK",method="CreateSession"}') == 1
     assert _sample(text, 'bridge_rpc_calls_total{code="NOT_FOUND",method="GetVariable"}') == 1
     assert _sample(text, 'bridge_rpc_duration_seconds_count{method="CreateSession"}') == 1
+    # The stream the reader cancelled is not an OK one.
+    assert _sample(text, 'bridge_rpc_calls_total{code="CANCELLED",method="WatchSession"}') == 1
+    assert 'bridge_rpc_calls_total{code="OK",method="WatchSession"}' not in text
     assert _sample(text, "bridge_redis_up ") == 1
 
 
