@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
 from collections.abc import Callable, Iterator
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 __all__ = ["Metrics", "UnaryTally"]
@@ -31,9 +33,10 @@ _BUCKET_LABELS = [floatToGoString(bound) for bound in _LATENCY_BUCKETS] + ["+Inf
 class UnaryTally:
     """One unary method's calls answered OK and their latency."""
 
-    __slots__ = ("buckets", "ok", "seconds")
+    __slots__ = ("buckets", "created", "ok", "seconds")
 
     def __init__(self) -> None:
+        self.created = time.time()  # as prometheus_client's `_created` series tell it
         self.ok = 0
         self.seconds = 0.0
         self.buckets = [0] * (len(_LATENCY_BUCKETS) + 1)  # the last one: above every bound
@@ -48,9 +51,15 @@ class _CallsCollector(Collector):
     """``bridge_rpc_calls_total{method,code}`` and ``bridge_rpc_duration_seconds{method}`` (unary
     calls answered OK) from a frontend's tallies."""
 
-    def __init__(self, tallies: dict[str, UnaryTally], others: dict[tuple[str, str], int]) -> None:
+    def __init__(
+        self,
+        tallies: dict[str, UnaryTally],
+        others: dict[tuple[str, str], int],
+        others_created: dict[tuple[str, str], float],
+    ) -> None:
         self._tallies = tallies
         self._others = others
+        self._others_created = others_created
 
     def describe(self) -> Iterator[Metric]:
         yield from self._families()
@@ -59,14 +68,15 @@ class _CallsCollector(Collector):
         calls, latency = self._families()
         for method, tally in list(self._tallies.items()):
             buckets, ok, seconds = list(tally.buckets), tally.ok, tally.seconds
-            calls.add_metric([method, "OK"], ok)
+            calls.add_metric([method, "OK"], ok, created=tally.created)
             cumulative, total = [], 0
             for label, count in zip(_BUCKET_LABELS, buckets, strict=True):
                 total += count
                 cumulative.append((label, total))
             latency.add_metric([method], cumulative, seconds)
+            latency.samples.append(Sample(f"{latency.name}_created", {"method": method}, tally.created))
         for (method, code), count in list(self._others.items()):
-            calls.add_metric([method, code], count)
+            calls.add_metric([method, code], count, created=self._others_created.get((method, code)))
         yield calls
         yield latency
 
@@ -87,7 +97,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._unary: dict[str, UnaryTally] = {}
         self._other_calls: dict[tuple[str, str], int] = {}  # (method, code): unary failures, streams
-        self.registry.register(_CallsCollector(self._unary, self._other_calls))
+        self._other_calls_created: dict[tuple[str, str], float] = {}
+        self.registry.register(_CallsCollector(self._unary, self._other_calls, self._other_calls_created))
         self.watch_streams = Gauge("bridge_watch_streams", "Open watch streams.", registry=self.registry)
         self.redis_up = Gauge(
             "bridge_redis_up", "1 while Redis answers pings, else 0.", registry=self.registry
@@ -114,7 +125,11 @@ class Metrics:
     def finished(self, method: str, code: str) -> None:
         """Count a finished call other than a unary call answered OK (on the event loop's thread)."""
         key = (method, code)
-        self._other_calls[key] = self._other_calls.get(key, 0) + 1
+        count = self._other_calls.get(key)
+        if count is None:
+            self._other_calls_created[key] = time.time()  # before the count: a scrape finds both
+            count = 0
+        self._other_calls[key] = count + 1
 
     def follow_watch_queues(self, read: Callable[[], tuple[int, int]]) -> None:
         """Report (queued bytes, overflows) as ``read()`` tells them, at each scrape."""

@@ -49,3 +49,16 @@ def test_calls_are_counted_by_method_and_code():
         _samples(Metrics()).get(("bridge_rpc_calls_total", (("code", "OK"), ("method", "GetVariable"))))
         is None
     )
+
+
+def test_each_series_tells_when_it_was_created_as_prometheus_client_children_do():
+    metrics = Metrics()
+    metrics.unary("GetVariable").succeeded(0.001)
+    metrics.finished("GetVariable", "NOT_FOUND")
+    text = generate_latest(metrics.registry).decode()
+    for series in (
+        'bridge_rpc_calls_created{code="OK",method="GetVariable"}',
+        'bridge_rpc_calls_created{code="NOT_FOUND",method="GetVariable"}',
+        'bridge_rpc_duration_seconds_created{method="GetVariable"}',
+    ):
+        assert series in text
