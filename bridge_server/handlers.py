@@ -112,7 +112,7 @@ def _screened(
                             else f"token {caller.name!r} is no longer accepted"
                         )
                         if reason is not None:
-                            await _end_refused(context, method, reason)
+                            await _end_refused(context, responses, method, reason)
                         caller = holder
                     yield response
 
@@ -124,9 +124,16 @@ def _screened(
     return unary
 
 
-async def _end_refused(context: grpc.aio.ServicerContext[Any, Any], method: str, reason: str) -> None:
+async def _end_refused(
+    context: grpc.aio.ServicerContext[Any, Any], responses: Any, method: str, reason: str
+) -> None:
+    """End a stream whose caller may no longer read it. The error goes into the servicer's stream,
+    which ends the call as it does on any error (PERMISSION_DENIED, the error's metadata, its
+    metrics); a stream that does not end on it is ended here."""
     log.info("ended %s: %s", method, reason)
     error = Refused(reason).error()
+    with contextlib.suppress(PermissionDeniedError, StopAsyncIteration):
+        await responses.athrow(error)
     context.set_trailing_metadata(((ERROR_METADATA_KEY, wire_name(type(error))),))
     await context.abort(grpc.StatusCode.PERMISSION_DENIED, error.message)
 

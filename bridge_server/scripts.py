@@ -236,7 +236,7 @@ def script_source(name: str, *, flags: bool = True, log_max_bytes: int = DEFAULT
 
 
 def load_scripts(redis: Any, *, flags: bool = True, log_max_bytes: int = DEFAULT_LOG_MAX_BYTES) -> Scripts:
-    """Register every script with a `redis.asyncio` client (no round trip until first use)."""
+    """Every script, called on a `redis.asyncio` client (no round trip until first use)."""
     return Scripts(
         **{
             contract.name: Script(

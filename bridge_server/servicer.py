@@ -340,9 +340,7 @@ class BridgeServicer(pb_grpc.UnifiedBridgeServicer):
                         yield carried
                 else:
                     yield _event_bytes(event)
-        except (asyncio.CancelledError, GeneratorExit):
-            # The caller cancelled or went away, or the access check ended the stream for it
-            # (`handlers._screened`, which logs why): not an OK stream.
+        except (asyncio.CancelledError, GeneratorExit):  # the caller cancelled or went away
             code = grpc.StatusCode.CANCELLED
             raise
         except Exception as exc:

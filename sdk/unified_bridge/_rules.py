@@ -100,7 +100,7 @@ def check_expected_version(expected_version: object) -> None:
 def check_writer(writer: str) -> str:
     """A writer token as a request may carry it: "" (none), or up to 64 URL-safe characters (it
     travels in an event header, where a space or a newline would end it)."""
-    if writer and (len(writer) > MAX_WRITER_LENGTH or not _WRITER.fullmatch(writer)):
+    if writer != "" and (len(writer) > MAX_WRITER_LENGTH or not _WRITER.fullmatch(writer)):
         raise ValidationError(
             f"writer must be at most {MAX_WRITER_LENGTH} characters of A-Z a-z 0-9 _ -, got {writer[:80]!r}"
         )

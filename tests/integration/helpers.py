@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -153,3 +154,17 @@ class EventReader:
     def close(self) -> None:
         self.call.cancel()
         self._thread.join(timeout=10)
+
+
+def scrape_metrics(port: int) -> str:
+    """A frontend's /metrics page (`--metrics-port`)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
+def metric_sample(text: str, line_start: str) -> float:
+    """The value of the sample whose line starts with ``line_start`` in a /metrics page."""
+    for line in text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no sample {line_start!r} in:\n{text}")

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import urllib.request
-
 import grpc
 
 from bridge_server.config import Settings
 from bridge_server.testing import free_port, wait_until
-from tests.integration.helpers import EventReader, create_session, rpc_error
+from tests.integration.helpers import EventReader, create_session, metric_sample, rpc_error, scrape_metrics
 from unified_bridge.proto import unified_bridge_pb2 as pb
 from unified_bridge.proto import unified_bridge_pb2_grpc as pb_grpc
-
-
-def _scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        return str(response.read().decode())
-
-
-def _sample(text: str, line_start: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(line_start):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"no sample {line_start!r} in:\n{text}")
 
 
 def test_metrics_count_calls_streams_and_redis(frontend_factory, session_id):
@@ -35,19 +21,22 @@ def test_metrics_count_calls_streams_and_redis(frontend_factory, session_id):
         reader = EventReader(stub, session_id)
         try:
             reader.until_caught_up()
-            text = _scrape(port)
-            assert _sample(text, "bridge_watch_streams ") == 1
+            text = scrape_metrics(port)
+            assert metric_sample(text, "bridge_watch_streams ") == 1
         finally:
             reader.close()
-        wait_until(lambda: _sample(_scrape(port), "bridge_watch_streams ") == 0, "the stream gauge to drop")
-    text = _scrape(port)
-    assert _sample(text, 'bridge_rpc_calls_total{code="OK",method="CreateSession"}') == 1
-    assert _sample(text, 'bridge_rpc_calls_total{code="NOT_FOUND",method="GetVariable"}') == 1
-    assert _sample(text, 'bridge_rpc_duration_seconds_count{method="CreateSession"}') == 1
+        wait_until(
+            lambda: metric_sample(scrape_metrics(port), "bridge_watch_streams ") == 0,
+            "the stream gauge to drop",
+        )
+    text = scrape_metrics(port)
+    assert metric_sample(text, 'bridge_rpc_calls_total{code="OK",method="CreateSession"}') == 1
+    assert metric_sample(text, 'bridge_rpc_calls_total{code="NOT_FOUND",method="GetVariable"}') == 1
+    assert metric_sample(text, 'bridge_rpc_duration_seconds_count{method="CreateSession"}') == 1
     # The stream the reader cancelled is not an OK one.
-    assert _sample(text, 'bridge_rpc_calls_total{code="CANCELLED",method="WatchSession"}') == 1
+    assert metric_sample(text, 'bridge_rpc_calls_total{code="CANCELLED",method="WatchSession"}') == 1
     assert 'bridge_rpc_calls_total{code="OK",method="WatchSession"}' not in text
-    assert _sample(text, "bridge_redis_up ") == 1
+    assert metric_sample(text, "bridge_redis_up ") == 1
 
 
 def test_metrics_are_off_unless_asked_for(frontend):

@@ -19,7 +19,8 @@ import pytest
 from bridge_server.access import NEEDS, Need, refusal
 from bridge_server.config import Settings
 from bridge_server.scopes import Access, AccessFileError, Principal, glob_matches, load_access_file
-from bridge_server.testing import wait_until, without_bridge_settings
+from bridge_server.testing import free_port, wait_until, without_bridge_settings
+from tests.integration.helpers import metric_sample, scrape_metrics
 from unified_bridge import (
     AuthenticationError,
     PermissionDeniedError,
@@ -426,7 +427,8 @@ def test_a_bad_reload_keeps_the_previous_rules(frontend_process_factory, access_
 def test_an_open_watch_ends_once_a_reload_takes_its_session_away(
     frontend_process_factory, access_file, prefix
 ):
-    frontend = frontend_process_factory("--auth-file", str(access_file))
+    metrics_port = free_port()
+    frontend = frontend_process_factory("--auth-file", str(access_file), "--metrics-port", str(metrics_port))
     session = f"{prefix}-a-watched"
     with grpc.insecure_channel(frontend.target) as channel:
         admin, reader = Caller(channel, "file-admin-secret"), Caller(channel, "reader-secret")
@@ -444,6 +446,9 @@ def test_an_open_watch_ends_once_a_reload_takes_its_session_away(
         assert set(kinds) <= {pb.EVENT_KIND_CAUGHT_UP}  # CAUGHT_UP may still come; the change does not
         assert_denied(info.value, r"^permission denied: token 'reader' may not read session '.*-a-watched'")
         assert ("ub-error", "PermissionDeniedError") in tuple(info.value.trailing_metadata())
+    ended = 'bridge_rpc_calls_total{code="PERMISSION_DENIED",method="WatchSession"}'
+    wait_until(lambda: ended in scrape_metrics(metrics_port), "the ended stream to be counted")
+    assert metric_sample(scrape_metrics(metrics_port), ended) == 1
 
 
 def test_the_startup_line_counts_scoped_tokens_as_authentication(access_file):
