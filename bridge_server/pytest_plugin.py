@@ -11,7 +11,8 @@ only asks for the fixtures::
 fixture                scope     what it is
 =====================  ========  ==============================================================
 bridge_redis           session   the URL of a Redis (chosen as below)
-bridge_frontend        session   a ``python -m bridge_server`` process on it; ``.target`` to connect
+bridge_frontend        session   a ``python -m bridge_server`` process on it, or the frontends
+                                 ``--bridge-target`` names; ``.target`` to connect
 bridge_client          function  ``unified_bridge.connect(bridge_frontend.target)``, closed after
 bridge_async_client    function  ``connect_async(...)``, closed after (needs pytest-asyncio)
 bridge_session         function  a ``SessionContext`` on a fresh session id, uncached, deleted after
@@ -25,11 +26,18 @@ pass without having tested anything. ``--bridge-frontend-args`` passes flags to 
 
 Starting a frontend needs the ``[server]`` extra. In an environment with the SDK alone this module
 still imports (pytest loads it everywhere), and the fixtures error saying what to install.
+
+``--bridge-target HOST:PORT[,HOST:PORT]`` (or ``BRIDGE_TEST_TARGET``) runs the fixtures against
+frontends already running, a deployment under test: nothing is started, the SDK alone is enough,
+and ``bridge_client``, ``bridge_async_client`` and ``bridge_session`` connect with
+``--bridge-token`` (``BRIDGE_TEST_TOKEN``) and ``--bridge-tls-ca FILE`` (``BRIDGE_TEST_TLS_CA``)
+when given. The Redis behind them is not known then: ``bridge_redis`` needs ``--bridge-redis-url``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import importlib.util
 import os
@@ -38,8 +46,9 @@ import shlex
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -49,6 +58,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "REDIS_URL_VARIABLE",
+    "TARGET_VARIABLE",
+    "TLS_CA_VARIABLE",
+    "TOKEN_VARIABLE",
+    "RunningFrontend",
     "bridge_client",
     "bridge_frontend",
     "bridge_redis",
@@ -57,6 +70,9 @@ __all__ = [
 ]
 
 REDIS_URL_VARIABLE = "BRIDGE_TEST_REDIS_URL"
+TARGET_VARIABLE = "BRIDGE_TEST_TARGET"
+TOKEN_VARIABLE = "BRIDGE_TEST_TOKEN"
+TLS_CA_VARIABLE = "BRIDGE_TEST_TLS_CA"
 
 # What `python -m bridge_server` imports beyond the SDK: the `server` extra.
 _SERVER_MODULES = ("redis", "fakeredis", "prometheus_client", "grpc_health", "grpc_reflection")
@@ -71,6 +87,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help=f"the Redis of the bridge_* fixtures' frontend (default: ${REDIS_URL_VARIABLE}, "
         "else a container if Docker answers, else a private redis-server)",
+    )
+    group.addoption(
+        "--bridge-target",
+        metavar="HOST:PORT",
+        default=None,
+        help=f"run the bridge_* fixtures against these running frontends (comma-separated) instead "
+        f"of starting one (default: ${TARGET_VARIABLE})",
+    )
+    group.addoption(
+        "--bridge-token",
+        metavar="TOKEN",
+        default=None,
+        help=f"the bearer token of the bridge_* clients (default: ${TOKEN_VARIABLE})",
+    )
+    group.addoption(
+        "--bridge-tls-ca",
+        metavar="FILE",
+        default=None,
+        help=f"connect the bridge_* clients over TLS, trusting this CA (default: ${TLS_CA_VARIABLE})",
     )
     group.addoption(
         "--bridge-frontend-args",
@@ -123,29 +158,78 @@ def redis_for_tests(given_url: str | None) -> Iterator[str]:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class RunningFrontend:
+    """Frontends the fixtures did not start (``--bridge-target``)."""
+
+    target: str
+
+
+def _option(config: pytest.Config, name: str, variable: str) -> str | None:
+    value: str | None = config.getoption(name) or os.environ.get(variable) or None
+    return value
+
+
+def _connect_options(config: pytest.Config) -> dict[str, Any]:
+    """How the bridge_* clients connect: the token and the CA given, if any."""
+    options: dict[str, Any] = {}
+    token = _option(config, "bridge_token", TOKEN_VARIABLE)
+    if token:
+        options["token"] = token
+    ca_file = _option(config, "bridge_tls_ca", TLS_CA_VARIABLE)
+    if ca_file:
+        try:
+            options["root_certificates"] = Path(ca_file).read_bytes()
+        except OSError as exc:
+            pytest.fail(f"--bridge-tls-ca {ca_file!r} cannot be read: {exc.strerror or exc}", pytrace=False)
+    return options
+
+
 @pytest.fixture(scope="session")
 def bridge_redis(pytestconfig: pytest.Config) -> Iterator[str]:
     """The URL of the Redis under the bridge_* fixtures' frontend."""
-    given = pytestconfig.getoption("bridge_redis_url") or os.environ.get(REDIS_URL_VARIABLE)
+    given = _option(pytestconfig, "bridge_redis_url", REDIS_URL_VARIABLE)
+    if not given and _option(pytestconfig, "bridge_target", TARGET_VARIABLE):
+        pytest.fail(
+            "with --bridge-target the Redis behind those frontends is not known: "
+            "pass --bridge-redis-url too for tests that use bridge_redis",
+            pytrace=False,
+        )
     with redis_for_tests(given) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
-def bridge_frontend(bridge_redis: str, pytestconfig: pytest.Config) -> Iterator[FrontendProcess]:
-    """A frontend process on `bridge_redis` for the whole test session; connect to its ``.target``."""
-    testing = _server_side()
+def bridge_frontend(
+    request: pytest.FixtureRequest, pytestconfig: pytest.Config
+) -> Iterator[FrontendProcess | RunningFrontend]:
+    """A frontend process on `bridge_redis` for the whole test session, or the frontends
+    ``--bridge-target`` names; connect to its ``.target``."""
     flags = shlex.split(pytestconfig.getoption("bridge_frontend_args"))
-    with testing.FrontendProcess(bridge_redis, *flags) as frontend:
+    target = _option(pytestconfig, "bridge_target", TARGET_VARIABLE)
+    if target:
+        if flags:
+            pytest.fail(
+                "--bridge-frontend-args are flags for a frontend the fixtures start; "
+                "with --bridge-target none is started",
+                pytrace=False,
+            )
+        yield RunningFrontend(target)
+        return
+    redis_url = request.getfixturevalue("bridge_redis")
+    testing = _server_side()
+    with testing.FrontendProcess(redis_url, *flags) as frontend:
         yield frontend
 
 
 @pytest.fixture
-def bridge_client(bridge_frontend: FrontendProcess) -> Iterator[BridgeClient]:
+def bridge_client(
+    bridge_frontend: FrontendProcess | RunningFrontend, pytestconfig: pytest.Config
+) -> Iterator[BridgeClient]:
     """A blocking client of `bridge_frontend`, closed after the test."""
     from unified_bridge import connect
 
-    with connect(bridge_frontend.target) as client:
+    with connect(bridge_frontend.target, **_connect_options(pytestconfig)) as client:
         yield client
 
 
@@ -167,11 +251,13 @@ if importlib.util.find_spec("pytest_asyncio") is not None:
     import pytest_asyncio
 
     @pytest_asyncio.fixture(name="bridge_async_client")
-    async def _bridge_async_client(bridge_frontend: FrontendProcess) -> AsyncIterator[AsyncBridgeClient]:
+    async def _bridge_async_client(
+        bridge_frontend: FrontendProcess | RunningFrontend, pytestconfig: pytest.Config
+    ) -> AsyncIterator[AsyncBridgeClient]:
         """An asyncio client of `bridge_frontend`, closed after the test."""
         from unified_bridge import connect_async
 
-        async with connect_async(bridge_frontend.target) as client:
+        async with connect_async(bridge_frontend.target, **_connect_options(pytestconfig)) as client:
             yield client
 
 else:

@@ -178,3 +178,81 @@ def test_without_the_server_extra_the_plugin_loads_and_its_fixtures_say_what_to_
         "fakeredis, prometheus_client, grpc_health, grpc_reflection): "
         "pip install 'unified-bridge[server]'"
     ) in result.stdout.str()
+
+
+RUNNING_FRONTEND_SUITE = """
+import json
+import pathlib
+
+import pytest
+
+
+def test_writes_through_the_running_frontend(bridge_session, bridge_client, bridge_frontend):
+    bridge_session["temperature"] = 0.7
+    assert bridge_session["temperature"] == 0.7
+    assert bridge_session.session_id in bridge_client.list_sessions()
+    entry = {{"session": bridge_session.session_id, "target": bridge_frontend.target,
+              "kind": type(bridge_frontend).__name__}}
+    pathlib.Path({records!r}).write_text(json.dumps(entry))
+
+
+@pytest.mark.asyncio
+async def test_the_async_client_carries_the_token_too(bridge_async_client):
+    assert isinstance(await bridge_async_client.list_sessions(), list)
+
+
+def test_the_redis_behind_it_is_not_known(bridge_redis):
+    pass
+"""
+
+
+def test_a_suite_runs_against_frontends_already_running_with_their_token(
+    pytester: pytest.Pytester, frontend_factory
+) -> None:
+    running = frontend_factory(auth_tokens="suite-secret")
+    records = pytester.path / "records.json"
+    pytester.makepyfile(test_user=RUNNING_FRONTEND_SUITE.format(records=str(records)))
+
+    result = pytester.runpytest_subprocess(
+        *NO_CACHE, "-rE", f"--bridge-target={running.target}", "--bridge-token=suite-secret"
+    )
+
+    result.assert_outcomes(passed=2, errors=1)
+    assert "with --bridge-target the Redis behind those frontends is not known" in result.stdout.str()
+    entry = json.loads(records.read_text())
+    assert entry["target"] == running.target
+    assert entry["kind"] == "RunningFrontend"  # nothing was started
+    with connect(running.target, token="suite-secret") as client:
+        assert entry["session"] not in client.list_sessions()  # deleted after its test
+
+
+def test_flags_for_a_frontend_that_is_not_started_are_refused(pytester: pytest.Pytester, frontend) -> None:
+    pytester.makepyfile(test_user="def test_it(bridge_session):\n    pass\n")
+
+    result = pytester.runpytest_subprocess(
+        *NO_CACHE, "-rE", f"--bridge-target={frontend.target}", "--bridge-frontend-args=--max-batch-size 5"
+    )
+
+    result.assert_outcomes(errors=1)
+    assert "with --bridge-target none is started" in result.stdout.str()
+
+
+def test_with_the_sdk_alone_a_suite_runs_against_a_running_frontend(
+    pytester: pytest.Pytester, frontend
+) -> None:
+    pytester.makepyfile(
+        test_user="""
+        import sys
+
+        def test_it(bridge_session):
+            assert sys.modules.get("redis", "blocked") is None
+            bridge_session["steps"] = 3
+            assert bridge_session["steps"] == 3
+        """
+    )
+
+    result = pytester.run(
+        sys.executable, "-c", WITHOUT_SERVER_EXTRA, *NO_CACHE, f"--bridge-target={frontend.target}"
+    )
+
+    result.assert_outcomes(passed=1)
