@@ -256,3 +256,20 @@ def test_with_the_sdk_alone_a_suite_runs_against_a_running_frontend(
     )
 
     result.assert_outcomes(passed=1)
+
+
+def test_a_suite_reaches_a_running_tls_frontend_trusting_the_ca_given(
+    pytester: pytest.Pytester, frontend_factory, tmp_path
+) -> None:
+    from tests.harness.certs import CertificateAuthority
+
+    ca = CertificateAuthority("plugin test CA")
+    cert, key = ca.issue("frontend", hosts=("127.0.0.1",)).write(tmp_path, "server")
+    running = frontend_factory(tls_cert=cert, tls_key=key)
+    pytester.makepyfile(test_user="def test_it(bridge_session):\n    bridge_session['x'] = 1\n")
+
+    result = pytester.runpytest_subprocess(
+        *NO_CACHE, f"--bridge-target={running.target}", f"--bridge-tls-ca={ca.write(tmp_path)}"
+    )
+
+    result.assert_outcomes(passed=1)
