@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from bridge_server.keys import ImportStagingKeys, SessionKeys
@@ -77,6 +77,9 @@ class Contract(Generic[A, S]):
     args: type[A]  # ARGV, in order: a NamedTuple's fields
     statuses: type[S]  # reply[1] (Lua) is one of these
     rest: str = ""  # what follows the named ARGV, if anything
+    # Whether a reply (status first) says the script wrote what a replica must have before the
+    # caller hears of it (`--redis-wait-replicas`); None: the script writes nothing of the kind.
+    wrote: Callable[[Sequence[Any]], bool] | None = None
 
     @property
     def argv(self) -> tuple[str, ...]:
@@ -234,22 +237,69 @@ class ImportSessionStatus(enum.IntEnum):
 
 _VARIABLE_ITEM = "id, name, type, definition_blob, value_blob, version, updated_at"
 
-CREATE_SESSION = Contract("create_session", _STORED, CreateSessionArgs, CreateSessionStatus)
+
+# A write script's reply that says it wrote, or that answers the caller with state an earlier
+# write made (a retried registration meets its own variable; a retried delete finds nothing left):
+# both are reported as done, so both wait for the replicas. Only replies the caller is told as
+# errors skip the wait, and so a refused write is reported as refused, not as a replication timeout.
+def _status_in(*statuses: enum.IntEnum) -> Callable[[Sequence[Any]], bool]:
+    return lambda reply: int(reply[0]) in statuses
+
+
+def _always(reply: Sequence[Any]) -> bool:
+    return True
+
+
+def _changed_something(reply: Sequence[Any]) -> bool:
+    """set_variables: OK with a revision; 0 when every item was refused (or, atomic, one was)."""
+    return int(reply[0]) == SetVariablesStatus.OK and int(reply[1]) != 0
+
+
+def _imported(reply: Sequence[Any]) -> bool:
+    """import_session: IMPORTED with the session, or ALREADY_DONE; mode 'check' answers IMPORTED
+    alone, writing nothing."""
+    status = int(reply[0])
+    return status == ImportSessionStatus.ALREADY_DONE or (
+        status == ImportSessionStatus.IMPORTED and len(reply) > 1
+    )
+
+
+CREATE_SESSION = Contract("create_session", _STORED, CreateSessionArgs, CreateSessionStatus, wrote=_always)
 TOUCH_SESSION = Contract("touch_session", _STORED, NowArgs, TouchSessionStatus)
-DELETE_SESSION = Contract("delete_session", _WITH_CHANNEL, NowArgs, DeleteSessionStatus)
-REGISTER_VARIABLE = Contract("register_variable", _WITH_CHANNEL, RegisterVariableArgs, RegisterVariableStatus)
+DELETE_SESSION = Contract(
+    "delete_session",
+    _WITH_CHANNEL,
+    NowArgs,
+    DeleteSessionStatus,
+    wrote=_always,  # NO_SESSION is a result ("not deleted"), not an error
+)
+REGISTER_VARIABLE = Contract(
+    "register_variable",
+    _WITH_CHANNEL,
+    RegisterVariableArgs,
+    RegisterVariableStatus,
+    wrote=_status_in(RegisterVariableStatus.REGISTERED, RegisterVariableStatus.NAME_TAKEN),
+)
 GET_VARIABLES = Contract("get_variables", _STORED, ReadArgs, GetVariablesStatus, rest="refs")
 LIST_VARIABLES = Contract("list_variables", _STORED, ReadArgs, ListVariablesStatus)
 SET_VARIABLES = Contract(
-    "set_variables",
-    _WITH_CHANNEL,
-    SetVariablesArgs,
-    SetVariablesStatus,
+    "set_variables", _WITH_CHANNEL, SetVariablesArgs, SetVariablesStatus, wrote=_changed_something
 )
-DELETE_VARIABLE = Contract("delete_variable", _WITH_CHANNEL, DeleteVariableArgs, DeleteVariableStatus)
+DELETE_VARIABLE = Contract(
+    "delete_variable",
+    _WITH_CHANNEL,
+    DeleteVariableArgs,
+    DeleteVariableStatus,
+    wrote=_status_in(DeleteVariableStatus.DELETED),
+)
 WATCH_POSITION = Contract("watch_position", _STORED, ReadArgs, WatchPositionStatus)
 IMPORT_STAGE = Contract(
-    "import_stage", _STAGING, ImportStageArgs, ImportStageStatus, rest=f"({_VARIABLE_ITEM})"
+    "import_stage",
+    _STAGING,
+    ImportStageArgs,
+    ImportStageStatus,
+    rest=f"({_VARIABLE_ITEM})",
+    wrote=_always,
 )
 IMPORT_SESSION = Contract(
     "import_session",
@@ -257,6 +307,7 @@ IMPORT_SESSION = Contract(
     ImportSessionArgs,
     ImportSessionStatus,
     rest=f"inline only: ({_VARIABLE_ITEM})",
+    wrote=_imported,
 )
 
 CONTRACTS: tuple[Contract[Any, Any], ...] = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -85,23 +86,26 @@ class ReplicatedWritesRedis(aioredis.Redis):
 
     WAIT counts what the replicas acknowledged of the last write *of its connection*, so it follows
     the script on the connection that ran it, before the connection goes back to the pool. The store
-    names its write scripts (`wait_after_scripts`); reads never wait. Fewer replicas in time: the
-    call fails with a timeout (UNAVAILABLE, outcome unknown): the master has the write, a failover
-    now may lose it.
+    names its write scripts, each with how its reply tells that it wrote (`wait_after_scripts`);
+    reads never wait, and neither does a write the script refused (a version conflict is reported
+    as one, not as a replication timeout). Fewer replicas in time: the call fails with a timeout
+    (UNAVAILABLE, outcome unknown): the master has the write, a failover now may lose it.
     """
 
     replicas = 0
     timeout_ms = 0
-    _write_shas: frozenset[str] = frozenset()
+    _write_shas: dict[str, Callable[[Any], bool]] = {}  # replaced by wait_after_scripts, never mutated
 
-    def wait_after_scripts(self, sources: Any) -> None:
-        self._write_shas = frozenset(hashlib.sha1(source.encode()).hexdigest() for source in sources)
+    def wait_after_scripts(self, scripts: Iterable[tuple[str, Callable[[Any], bool]]]) -> None:
+        """(source, whether a reply says it wrote) of each script whose writes replicas must have."""
+        self._write_shas = {hashlib.sha1(source.encode()).hexdigest(): wrote for source, wrote in scripts}
 
     async def _send_command_parse_response(
         self, conn: Any, command_name: Any, *args: Any, **options: Any
     ) -> Any:
         reply = await super()._send_command_parse_response(conn, command_name, *args, **options)  # type: ignore[no-untyped-call]
-        if command_name == "EVALSHA" and args[1] in self._write_shas:
+        wrote = self._write_shas.get(args[1]) if command_name == "EVALSHA" else None
+        if wrote is not None and wrote(reply):
             await conn.send_command("WAIT", self.replicas, self.timeout_ms)
             acknowledged = int(await conn.read_response())
             if acknowledged < self.replicas:

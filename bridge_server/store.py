@@ -7,6 +7,7 @@ re-check only what can change concurrently (existence, definition, expected vers
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import time
@@ -81,18 +82,9 @@ log = logging.getLogger(__name__)
 # A definition that changed between our read and the script (delete + re-register) is re-read
 # and re-validated this many times before the update gives up.
 _DEFINITION_RETRIES = 3
+
+
 # The scripts that change what a session holds: with --redis-wait-replicas, these wait for replicas.
-_WRITE_SCRIPTS = (
-    "create_session",
-    "delete_session",
-    "register_variable",
-    "set_variables",
-    "delete_variable",
-    "import_stage",
-    "import_session",
-)
-
-
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -134,7 +126,13 @@ class VariableStore:
 
     def _wait_for_replicas_after_writes(self) -> None:
         if isinstance(self._redis, ReplicatedWritesRedis):
-            self._redis.wait_after_scripts(getattr(self._scripts, name).script for name in _WRITE_SCRIPTS)
+            self._redis.wait_after_scripts(
+                (script.script, script.contract.wrote)
+                for script in (
+                    getattr(self._scripts, field.name) for field in dataclasses.fields(self._scripts)
+                )
+                if script.contract.wrote is not None
+            )
 
     @property
     def settings(self) -> Settings:

@@ -13,6 +13,7 @@ import redis
 from redis import exceptions as redis_errors
 
 from bridge_server.errors import status_for
+from bridge_server.testing import wait_until
 from tests.integration.helpers import create_session, register_int, rpc_error
 from unified_bridge import LimitExceededError, VersionConflictError, connect
 from unified_bridge.errors import BridgeUnavailableError
@@ -125,6 +126,33 @@ def test_scripts_flushed_from_redis_are_loaded_again(redis_process_factory, fron
         script_loads = direct.info("commandstats")["cmdstat_script|load"]["calls"]
         stub.SetVariable(_set(stub, session_id, 6))
         assert direct.info("commandstats")["cmdstat_script|load"]["calls"] == script_loads  # loaded once
+
+
+@pytest.mark.real_redis
+def test_with_its_replica_gone_a_refused_write_is_refused_and_an_applied_one_unknown(
+    redis_process_factory, frontend_factory, session_id
+):
+    primary = redis_process_factory()
+    replica = redis_process_factory("--replicaof", "127.0.0.1", str(primary.port))
+    frontend = frontend_factory(redis_url=primary.url, redis_wait_replicas=1, redis_wait_timeout_ms=300)
+    channel, stub = _stub_on(frontend)
+    with channel, redis.Redis.from_url(primary.url) as direct:
+        wait_until(
+            lambda: direct.info("replication").get("slave0", {}).get("state") == "online",
+            "the replica to be in sync",
+        )
+        create_session(stub, session_id)
+        register_int(stub, session_id, "n")
+        replica.crash()
+        wait_until(lambda: direct.info("replication")["connected_slaves"] == 0, "the primary to see it go")
+
+        stale = _set(stub, session_id, 5)
+        stale.expected_version = 7
+        refused = rpc_error(stub.SetVariable, stale)  # the script refused it: nothing to replicate
+        assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
+        applied = rpc_error(stub.SetVariable, _set(stub, session_id, 6))
+        assert applied.code() == grpc.StatusCode.UNAVAILABLE
+        assert "the master has it" in (applied.details() or "")
 
 
 @pytest.mark.real_redis

@@ -146,3 +146,40 @@ async def test_every_script_compiles_on_fakeredis_lua() -> None:
             await redis.script_load(getattr(scripts, contract.name).script)
     finally:
         await redis.aclose()
+
+
+@pytest.mark.parametrize(
+    ("contract", "reply", "wrote"),
+    [
+        (contracts.SET_VARIABLES, [0, 12, 3600, 0, 1], True),
+        (contracts.SET_VARIABLES, [0, 0, 3600, 3, 4], False),  # every item refused: nothing to replicate
+        (contracts.SET_VARIABLES, [1], False),
+        (contracts.REGISTER_VARIABLE, [0, 5], True),
+        (contracts.REGISTER_VARIABLE, [2, b"var_x_1"], True),  # a retry meeting its own variable
+        (contracts.REGISTER_VARIABLE, [3], False),
+        (contracts.REGISTER_VARIABLE, [1], False),
+        (contracts.DELETE_VARIABLE, [0, 6, b"var_x_1"], True),
+        (contracts.DELETE_VARIABLE, [2], False),
+        (contracts.DELETE_SESSION, [0, 7], True),
+        (contracts.DELETE_SESSION, [1], True),  # a result: a retried delete finds it gone
+        (contracts.IMPORT_SESSION, [0, b"session"], True),
+        (contracts.IMPORT_SESSION, [0], False),  # mode 'check'
+        (contracts.IMPORT_SESSION, [1, b"session"], True),  # this very import, done before
+        (contracts.IMPORT_SESSION, [2], False),
+        (contracts.IMPORT_STAGE, [0, 10], True),
+        (contracts.CREATE_SESSION, [0, b"session"], True),  # refreshed: its TTL was written
+    ],
+)
+def test_a_reply_tells_whether_its_script_wrote(contract, reply, wrote):
+    assert contract.wrote is not None
+    assert contract.wrote(reply) is wrote
+
+
+def test_scripts_that_only_read_or_refresh_never_wait_for_replicas():
+    for contract in (
+        contracts.GET_VARIABLES,
+        contracts.LIST_VARIABLES,
+        contracts.WATCH_POSITION,
+        contracts.TOUCH_SESSION,
+    ):
+        assert contract.wrote is None
