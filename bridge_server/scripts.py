@@ -220,6 +220,9 @@ class Scripts:
     import_stage: Script[c.ImportStageArgs, c.ImportStageStatus]
     import_session: Script[c.ImportSessionArgs, c.ImportSessionStatus]
 
+    def all(self) -> tuple[Script[Any, Any], ...]:
+        return tuple(getattr(self, field.name) for field in dataclasses.fields(self))
+
 
 #: Scripts that run even when Redis is full (maxmemory reached, noeviction): deletes free memory, so
 #: an operator can always make room through the API. Redis 7 reads the flag from a shebang line,
@@ -262,6 +265,5 @@ async def preload_scripts(redis: Any, scripts: Scripts) -> None:
     On a cluster redis-py sends SCRIPT LOAD to every primary. A script Redis cannot compile fails
     here, at start-up, instead of on a user's first call.
     """
-    for field in dataclasses.fields(scripts):
-        script: Script[Any, Any] = getattr(scripts, field.name)
+    for script in scripts.all():
         await redis.script_load(script.script)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -97,8 +96,8 @@ class ReplicatedWritesRedis(aioredis.Redis):
     _write_shas: dict[str, Callable[[Any], bool]] = {}  # replaced by wait_after_scripts, never mutated
 
     def wait_after_scripts(self, scripts: Iterable[tuple[str, Callable[[Any], bool]]]) -> None:
-        """(source, whether a reply says it wrote) of each script whose writes replicas must have."""
-        self._write_shas = {hashlib.sha1(source.encode()).hexdigest(): wrote for source, wrote in scripts}
+        """(SHA-1, whether a reply says it wrote) of each script whose writes replicas must have."""
+        self._write_shas = dict(scripts)
 
     async def _send_command_parse_response(
         self, conn: Any, command_name: Any, *args: Any, **options: Any

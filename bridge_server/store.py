@@ -7,7 +7,6 @@ re-check only what can change concurrently (existence, definition, expected vers
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import secrets
 import time
@@ -84,7 +83,6 @@ log = logging.getLogger(__name__)
 _DEFINITION_RETRIES = 3
 
 
-# The scripts that change what a session holds: with --redis-wait-replicas, these wait for replicas.
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -127,11 +125,7 @@ class VariableStore:
     def _wait_for_replicas_after_writes(self) -> None:
         if isinstance(self._redis, ReplicatedWritesRedis):
             self._redis.wait_after_scripts(
-                (script.script, script.contract.wrote)
-                for script in (
-                    getattr(self._scripts, field.name) for field in dataclasses.fields(self._scripts)
-                )
-                if script.contract.wrote is not None
+                (script.sha, script.contract.wrote) for script in self._scripts.all() if script.contract.wrote
             )
 
     @property
